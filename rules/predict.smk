@@ -1,0 +1,44 @@
+# Checkpoints (or the untuned base model) x evaluation variant -> per-instance predictions.
+
+
+rule predict:
+    input:
+        model=f"{R}/models/{{model}}/{{variant}}/n{{n}}/seed{{seed}}",
+        prompts=f"{R}/prompts/{{eval_variant}}/test",
+    output:
+        f"{R}/predictions/{{model}}/{{variant}}/n{{n}}/seed{{seed}}/{{eval_variant}}.parquet",
+    log:
+        f"{R}/logs/predict/{{model}}/{{variant}}/n{{n}}/seed{{seed}}/{{eval_variant}}.log",
+    params:
+        decoding=lambda wc: decoding_params(wc.model),
+    threads: job_resource("predict", "threads", 2)
+    resources:
+        mem_mb=job_resource("predict", "mem_mb", 8000),
+        runtime=job_resource("predict", "runtime", 60),
+        gpu=lambda wc: int(uses_gpu(wc.model)),
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/predict.py"
+
+
+rule predict_untuned:
+    input:
+        prompts=f"{R}/prompts/{{eval_variant}}/test",
+    output:
+        f"{R}/predictions/{{model}}/untuned/{{eval_variant}}.parquet",
+    log:
+        f"{R}/logs/predict/{{model}}/untuned/{{eval_variant}}.log",
+    params:
+        model=lambda wc: model_spec(wc.model),
+        seed=config["seeds"][0],
+        decoding=lambda wc: decoding_params(wc.model),
+    threads: job_resource("predict", "threads", 2)
+    resources:
+        mem_mb=job_resource("predict", "mem_mb", 8000),
+        runtime=job_resource("predict", "runtime", 60),
+        gpu=lambda wc: int(uses_gpu(wc.model)),
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/predict.py"

@@ -1,0 +1,20 @@
+# Tables -> prompt shards of one instruction variant (Tk-Instruct encoding), per split part.
+
+
+rule prompts:
+    input:
+        tasks=f"{R}/data/{{part}}/tasks.parquet",
+        instances=f"{R}/data/{{part}}/instances.parquet",
+    output:
+        directory(f"{R}/prompts/{{variant}}/{{part}}"),
+    log:
+        f"{R}/logs/prompts/{{variant}}/{{part}}.log",
+    params:
+        variant=lambda wc: config["variants"][wc.variant],
+        simplified=config["simplified_definition"],
+        seed=config["seed"],
+        tasks_per_shard=config["data"]["tasks_per_shard"],
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/prompts.py"

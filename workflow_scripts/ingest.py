@@ -1,0 +1,19 @@
+"""Snakemake script of rule `ingest`: a NIv2 split part -> tasks and instances Parquet tables."""
+
+from instruct_ablate.ingest import ingest_split, write_ingest
+from instruct_ablate.io import setup_logging
+from instruct_ablate.labels import TypingRule
+
+setup_logging(snakemake.log[0])
+cfg = snakemake.params.cfg
+result = ingest_split(
+    cfg["niv2_dir"],
+    cfg["split"],
+    snakemake.wildcards.part,
+    instances_per_task=cfg["instances_per_task"],
+    seed=cfg["seed"] or 0,
+    skip_missing=cfg["skip_missing"],
+    typing_rule=TypingRule.from_config(cfg["typing"]),
+    limit_tasks=cfg["limit_tasks"],
+)
+write_ingest(result, snakemake.output.tasks, snakemake.output.instances)

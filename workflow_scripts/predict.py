@@ -1,0 +1,22 @@
+"""Snakemake script of rules `predict` and `predict_untuned`: greedy predictions on test prompts."""
+
+from instruct_ablate.io import setup_logging
+from instruct_ablate.predict import predict
+
+setup_logging(snakemake.log[0])
+d = snakemake.params.decoding
+if "model" in snakemake.input.keys():
+    source = {"checkpoint": snakemake.input.model}
+else:
+    source = {"base": snakemake.params.model, "seed": snakemake.params.seed}
+predict(
+    source,
+    snakemake.input.prompts,
+    snakemake.output[0],
+    max_source_length=d["max_source_length"],
+    max_new_tokens=d["max_new_tokens"],
+    batch_size=d["batch_size"],
+    device=d["device"],
+    bf16=d["bf16"],
+    threads=snakemake.threads,
+)
