@@ -31,7 +31,7 @@ rule predict_untuned:
         f"{R}/logs/predict/{{model}}/untuned/{{eval_variant}}.log",
     params:
         model=lambda wc: model_spec(wc.model),
-        seed=config["seeds"][0],
+        seed=config["seed"],
         decoding=lambda wc: decoding_params(wc.model),
     threads: job_resource("predict", "threads", 2)
     resources:

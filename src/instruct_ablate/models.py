@@ -10,8 +10,14 @@ Model kinds (``models.<name>.kind`` in ``config.yaml``):
 
 * ``seq2seq``: ``AutoModelForSeq2SeqLM`` (T5, BART, ...), its own tokenizer;
 * ``encoder_decoder``: a BERT2BERT-style ``EncoderDecoderModel`` warm-started
-  from an encoder checkpoint (Rothe et al. 2020); the decoder's cross-attention
-  is newly initialised (seeded); ``[CLS]`` starts decoding, ``[SEP]`` ends it;
+  from an encoder checkpoint (Rothe et al. 2020); ``[CLS]`` starts decoding,
+  ``[SEP]`` ends it. The decoder's cross-attention is missing from the
+  checkpoint: ``cross_attention_init: random`` draws it (seeded, as Rothe et
+  al.), ``self_attention`` copies each layer's self-attention into it, which
+  lets a short CPU run learn to read the input. Sentence-embedding checkpoints
+  (all-MiniLM-L6-v2) also lack the MLM head's transform:
+  ``lm_head_transform_init: identity`` starts it as the identity, so the
+  output layer begins as the (tied) input embeddings;
 * ``t5_random``: a randomly initialised T5 of the given ``config`` sizes with
   ``ByT5Tokenizer()``; needs no files (tests, speed benchmarks).
 
@@ -68,6 +74,28 @@ def _set_special_tokens(model, tokenizer) -> None:
     model.config.vocab_size = model.config.decoder.vocab_size
 
 
+def _warm_start_decoder(model, spec: dict[str, Any]) -> None:
+    """Apply ``cross_attention_init`` and ``lm_head_transform_init`` to a BERT-style decoder."""
+    cross = spec.get("cross_attention_init", "random")
+    transform = spec.get("lm_head_transform_init", "random")
+    if cross not in ("random", "self_attention"):
+        raise ValueError(f"cross_attention_init: {cross!r} is neither 'random' nor 'self_attention'")
+    if transform not in ("random", "identity"):
+        raise ValueError(f"lm_head_transform_init: {transform!r} is neither 'random' nor 'identity'")
+    decoder = model.decoder
+    with torch.no_grad():
+        if cross == "self_attention":
+            base = getattr(decoder, decoder.base_model_prefix)
+            for layer in base.encoder.layer:
+                layer.crossattention.load_state_dict(layer.attention.state_dict())
+        if transform == "identity":
+            head = decoder.cls.predictions.transform
+            head.dense.weight.copy_(torch.eye(head.dense.weight.shape[0]))
+            head.dense.bias.zero_()
+            head.LayerNorm.weight.fill_(1.0)
+            head.LayerNorm.bias.zero_()
+
+
 def load_base(spec: dict[str, Any], seed: int = 0):
     """Build the untuned base model and tokenizer of a ``models.<name>`` spec.
 
@@ -90,7 +118,7 @@ def load_base(spec: dict[str, Any], seed: int = 0):
     if kind == "seq2seq":
         src = resolve_pretrained(spec["pretrained"])
         tokenizer = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForSeq2SeqLM.from_pretrained(src, torch_dtype=torch.float32)
+        model = AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32)
     elif kind == "encoder_decoder":
         enc = resolve_pretrained(spec["pretrained"])
         dec = resolve_pretrained(spec.get("decoder") or spec["pretrained"])
@@ -99,6 +127,7 @@ def load_base(spec: dict[str, Any], seed: int = 0):
             enc, dec, tie_encoder_decoder=bool(spec.get("tie_encoder_decoder", False))
         )
         _set_special_tokens(model, tokenizer)
+        _warm_start_decoder(model, spec)
     elif kind == "t5_random":
         tokenizer = ByT5Tokenizer()
         sizes = dict(spec.get("config") or {})
@@ -124,7 +153,7 @@ def load_checkpoint(path: str | os.PathLike):
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a checkpoint directory (config.json missing)")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path, torch_dtype=torch.float32)
+    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
     return model, tokenizer
 

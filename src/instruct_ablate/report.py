@@ -145,6 +145,8 @@ def plot_summary(per_config: pl.DataFrame, path: str | Path, title: str = "") ->
                     capsize=3,
                 )
                 ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+            top = max([r[metric] + (r[f"{metric}_std"] or 0.0) for r in rows if r[metric] is not None] + [0.0])
+            ax.set_ylim(0, max(1.0, top * 1.15))
             ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
             ax.set_ylabel(METRICS[metric])
             ax.set_title(f"{model}: {METRICS[metric]}", fontsize=9)
