@@ -20,6 +20,7 @@ include: "rules/ingest.smk"
 include: "rules/prompts.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"
+include: "rules/baselines.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 

@@ -54,6 +54,16 @@ def task_files(wildcards):
     return [f for f in files if os.path.exists(f)]
 
 
+def overrides_file():
+    """The reviewed task-type overrides file, or [] when none is configured."""
+    f = config["task_typing"].get("overrides_file")
+    if not f:
+        return []
+    if not os.path.isabs(f) and not os.path.exists(f):
+        f = os.path.join(workflow.basedir, f)
+    return [f]
+
+
 def ingest_params(part):
     d = config["data"]
     n = d["test_instances_per_task"] if part == "test" else max(d["instances_per_task"])
@@ -64,7 +74,7 @@ def ingest_params(part):
         "seed": config["seed"] if part == "train" else None,
         "skip_missing": config["skip_missing_tasks"],
         "limit_tasks": d.get(f"limit_{part}_tasks"),
-        "typing": config["task_typing"],
+        "typing": {k: v for k, v in config["task_typing"].items() if k != "overrides_file"},
     }
 
 
@@ -103,9 +113,12 @@ def evaluation_pairs():
     return pairs
 
 
+BASELINES = ["random", "majority"]
+
+
 def run_paths():
     """Every run's path below predictions/ and metrics/ (no suffix)."""
-    runs = []
+    runs = [f"baselines/{b}" for b in BASELINES]
     for m in config["models"]:
         for ev in config["evaluation"]["untuned"]:
             runs.append(f"{m}/untuned/{ev}")
@@ -119,6 +132,14 @@ def run_paths():
 def run_identity(run):
     """model, train_variant, instances_per_task, seed, eval_variant of a run path."""
     parts = run.split("/")
+    if parts[0] == "baselines":
+        return {
+            "model": "baseline",
+            "train_variant": parts[1],
+            "instances_per_task": 0,
+            "seed": config["seed"],
+            "eval_variant": "-",
+        }
     if len(parts) == 3:
         return {
             "model": parts[0],
@@ -139,6 +160,8 @@ def run_identity(run):
 
 def report_outputs():
     return [
+        f"{R}/audit/tasks.csv",
+        f"{R}/audit/random_expected.csv",
         f"{R}/report/summary.md",
         f"{R}/report/summary.csv",
         f"{R}/report/scores.png",

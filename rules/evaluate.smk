@@ -3,7 +3,8 @@
 
 rule evaluate:
     input:
-        f"{R}/predictions/{{run}}.parquet",
+        predictions=f"{R}/predictions/{{run}}.parquet",
+        tasks=f"{R}/data/test/tasks.parquet",
     output:
         instances=f"{R}/metrics/{{run}}/instances.parquet",
         tasks=f"{R}/metrics/{{run}}/tasks.parquet",

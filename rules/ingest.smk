@@ -5,6 +5,7 @@ rule ingest:
     input:
         split_list=lambda wc: split_list(wc.part),
         task_files=task_files,
+        overrides=overrides_file(),
     output:
         tasks=f"{R}/data/{{part}}/tasks.parquet",
         instances=f"{R}/data/{{part}}/instances.parquet",

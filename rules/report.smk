@@ -3,7 +3,8 @@
 
 rule report:
     input:
-        expand(f"{R}/metrics/{{run}}/tasks.parquet", run=run_paths()),
+        metrics=expand(f"{R}/metrics/{{run}}/tasks.parquet", run=run_paths()),
+        random_expected=f"{R}/audit/random_expected.csv",
     output:
         md=f"{R}/report/summary.md",
         csv=f"{R}/report/summary.csv",

@@ -121,3 +121,40 @@ def test_outputs_may_be_a_generator():
     """``outputs`` is consumed once (ingest passes a generator over the instances)."""
     t = type_task("t", "", (r for r in refs("a", "b", "a", "b")))
     assert t.task_type == "classification" and t.label_space == ["a", "b"]
+
+
+def test_read_overrides_parses_the_reviewed_file(tmp_path):
+    """Comments and blank lines are skipped; each row maps a task to its forced type."""
+    from instruct_ablate.labels import read_overrides
+
+    f = tmp_path / "overrides.tsv"
+    f.write_text("# reviewed\n\ntask\ttask_type\treason\nt1\tgeneration\tfree-form answers\nt2\tclassification\tsix labels\n")
+    assert read_overrides(f) == {"t1": "generation", "t2": "classification"}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("task\ttype\treason\n", "header"),
+        ("task\ttask_type\treason\nt1\tregression\twhy\n", "'regression'"),
+        ("task\ttask_type\treason\nt1\tgeneration\n", "non-empty reason"),
+        ("task\ttask_type\treason\nt1\tgeneration\ta\nt1\tclassification\tb\n", "twice"),
+    ],
+)
+def test_read_overrides_names_file_and_line_of_a_bad_row(tmp_path, body, message):
+    from instruct_ablate.labels import read_overrides
+
+    f = tmp_path / "overrides.tsv"
+    f.write_text(body)
+    with pytest.raises(ValueError, match=message) as err:
+        read_overrides(f)
+    assert str(f) in str(err.value)
+
+
+def test_shipped_overrides_file_is_valid():
+    """The repository's reviewed overrides file parses."""
+    from pathlib import Path
+
+    from instruct_ablate.labels import read_overrides
+
+    read_overrides(Path(__file__).resolve().parents[1] / "task_type_overrides.tsv")

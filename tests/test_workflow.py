@@ -95,6 +95,8 @@ def tiny_run(tmp_path_factory):
 
 
 RUNS = [
+    ("baselines/random", "random", "-"),
+    ("baselines/majority", "majority", "-"),
     ("tiny-t5/untuned/original", "untuned", "original"),
     ("tiny-t5/original/n4/seed3/original", "original", "original"),
     ("tiny-t5/original/n4/seed3/delusive", "original", "delusive"),
@@ -142,12 +144,28 @@ def test_every_artifact_is_written(tiny_run):
         assert overall["n_instances"] == 9 and 0 <= overall["rougeL"] <= 100
         for name in ("instances.parquet", "tasks.parquet", "tasks.csv", "categories.parquet", "categories.csv"):
             assert (metrics_dir / name).is_file(), name
+        task_metrics = pl.read_parquet(metrics_dir / "tasks.parquet")
+        shares = task_metrics.filter(pl.col("task_type") == "classification")["in_label_space_normalised"]
+        assert shares.is_not_null().all() and ((shares >= 0) & (shares <= 100)).all()
+        assert task_metrics.filter(pl.col("task_type") == "generation")["in_label_space"].is_null().all()
+    # The baselines answer from the label space only: every classification answer lies inside it.
+    for b in ("random", "majority"):
+        tm = pl.read_parquet(res / "metrics" / "baselines" / b / "tasks.parquet")
+        assert (tm.filter(pl.col("task_type") == "classification")["in_label_space"] == 100).all()
+
+    audit = pl.read_csv(res / "audit" / "tasks.csv")
+    assert audit.height == 4 + 3 and set(audit["part"]) == {"train", "test"}
+    assert {"task_type", "label_space", "simplified_definition", "typing_rule"} <= set(audit.columns)
+    expected = pl.read_csv(res / "audit" / "random_expected.csv")
+    n_cls = tasks.filter(pl.col("task_type") == "classification").height
+    assert expected.height == n_cls
 
     summary = pl.read_csv(res / "report" / "summary.csv")
     assert summary.height == len(RUNS)
-    assert set(summary["train_variant"]) == {"untuned", "original", "simplified"}
+    assert set(summary["train_variant"]) == {"random", "majority", "untuned", "original", "simplified"}
     md = (res / "report" / "summary.md").read_text()
     assert "Classification EM" in md and "untuned" in md
+    assert "analytic expected classification EM" in md
     for png in ("scores.png", "categories.png"):
         assert (res / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Every artifact lies under the results folder (plus Snakemake's own bookkeeping).

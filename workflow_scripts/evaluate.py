@@ -2,8 +2,15 @@
 
 from pathlib import Path
 
+import polars as pl
+
 from instruct_ablate.evaluate import evaluate_predictions
 from instruct_ablate.io import setup_logging
 
 setup_logging(snakemake.log[0])
-evaluate_predictions(snakemake.input[0], Path(snakemake.output.tasks).parent, snakemake.params.run)
+evaluate_predictions(
+    snakemake.input.predictions,
+    Path(snakemake.output.tasks).parent,
+    snakemake.params.run,
+    task_info=pl.read_parquet(snakemake.input.tasks),
+)

@@ -2,10 +2,13 @@
 
 from instruct_ablate.ingest import ingest_split, write_ingest
 from instruct_ablate.io import setup_logging
-from instruct_ablate.labels import TypingRule
+from instruct_ablate.labels import TypingRule, read_overrides
 
 setup_logging(snakemake.log[0])
 cfg = snakemake.params.cfg
+typing = dict(cfg["typing"])
+for path in snakemake.input.overrides:
+    typing["overrides"] = {**read_overrides(path), **typing.get("overrides", {})}
 result = ingest_split(
     cfg["niv2_dir"],
     cfg["split"],
@@ -13,7 +16,7 @@ result = ingest_split(
     instances_per_task=cfg["instances_per_task"],
     seed=cfg["seed"] or 0,
     skip_missing=cfg["skip_missing"],
-    typing_rule=TypingRule.from_config(cfg["typing"]),
+    typing_rule=TypingRule.from_config(typing),
     limit_tasks=cfg["limit_tasks"],
 )
 write_ingest(result, snakemake.output.tasks, snakemake.output.instances)

@@ -16,12 +16,22 @@ prompts, audit = render_variant(
     seed=p.seed,
     templates=SimplifiedTemplates.from_config(p.simplified),
 )
+noted = audit.filter(pl.col("note") != "")
 files = write_shards(
     prompts,
     audit,
     snakemake.output[0],
     p.tasks_per_shard,
-    meta={"variant": spec.__dict__, "part": snakemake.wildcards.part, "seed": p.seed},
+    meta={
+        "variant": spec.__dict__,
+        "part": snakemake.wildcards.part,
+        "seed": p.seed,
+        "tasks_with_notes": dict(zip(noted["task"], noted["note"])),
+    },
 )
 log.info("%s/%s: %d prompts of %d tasks in %d shards", spec.name, snakemake.wildcards.part,
          prompts.height, audit.height, len(files))
+if noted.height:
+    log.warning("%s/%s: %d tasks could not be given the variant's demonstrations as specified "
+                "(see definitions.parquet, column note): %s", spec.name, snakemake.wildcards.part,
+                noted.height, ", ".join(noted["task"]))

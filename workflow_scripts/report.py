@@ -2,8 +2,15 @@
 
 from pathlib import Path
 
+import polars as pl
+
 from instruct_ablate.io import setup_logging
 from instruct_ablate.report import build_report
 
 setup_logging(snakemake.log[0])
-build_report(list(snakemake.input), Path(snakemake.output.md).parent, title=snakemake.params.title)
+build_report(
+    list(snakemake.input.metrics),
+    Path(snakemake.output.md).parent,
+    title=snakemake.params.title,
+    random_expected=pl.read_csv(snakemake.input.random_expected),
+)

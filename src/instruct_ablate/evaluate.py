@@ -1,7 +1,11 @@
 """Score one predictions file: per instance, per task, per category and overall.
 
-Metrics are NIv2's (:mod:`instruct_ablate.metrics`). Every table carries the
-run's identity columns (model, training variant, instances per task, seed,
+Metrics are NIv2's (:mod:`instruct_ablate.metrics`). Next to exact match we
+report the output-format analysis of Kung & Peng (2023, §5): for classification
+tasks, the share of predictions inside the task's label space, as strict
+strings (``in_label_space``) and after NIv2 normalisation
+(``in_label_space_normalised``); both are null for generation tasks. Every
+table carries the run's identity columns (model, training variant, instances per task, seed,
 evaluation variant) so that the report can stack runs without parsing paths.
 """
 
@@ -14,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from .io import write_json, write_table
-from .metrics import aggregate, score_instances
+from .metrics import aggregate, normalize_answer, score_instances
 
 __all__ = ["evaluate_predictions", "RUN_KEYS"]
 
@@ -23,11 +27,38 @@ log = logging.getLogger("instruct_ablate.evaluate")
 RUN_KEYS = ("model", "train_variant", "instances_per_task", "seed", "eval_variant")
 
 
-def evaluate_predictions(predictions_path: str | Path, out_dir: str | Path, run: dict[str, Any]) -> dict[str, Any]:
+def label_space_membership(scored: pl.DataFrame, tasks: pl.DataFrame) -> pl.DataFrame:
+    """Add ``in_label_space`` and ``in_label_space_normalised`` (Float64 0/100, null for generation tasks).
+
+    ``tasks`` is the ingest tasks table (``task``, ``task_type``, ``label_space``).
+    """
+    spaces = {
+        r["task"]: (set(s.strip() for s in r["label_space"]), {normalize_answer(s) for s in r["label_space"]})
+        for r in tasks.select("task", "task_type", "label_space").iter_rows(named=True)
+        if r["task_type"] == "classification" and r["label_space"]
+    }
+    strict, norm = [], []
+    for task, pred in zip(scored["task"].to_list(), scored["prediction"].fill_null("").to_list()):
+        if task in spaces:
+            strict.append(100.0 * (pred.strip() in spaces[task][0]))
+            norm.append(100.0 * (normalize_answer(pred) in spaces[task][1]))
+        else:
+            strict.append(None)
+            norm.append(None)
+    return scored.with_columns(
+        pl.Series("in_label_space", strict, dtype=pl.Float64),
+        pl.Series("in_label_space_normalised", norm, dtype=pl.Float64),
+    )
+
+
+def evaluate_predictions(
+    predictions_path: str | Path, out_dir: str | Path, run: dict[str, Any], task_info: pl.DataFrame | None = None
+) -> dict[str, Any]:
     """Score ``predictions_path`` and write the metric tables under ``out_dir``.
 
     Writes ``instances.parquet``, ``tasks.{parquet,csv}``, ``categories.{parquet,csv}``
-    and ``overall.json``. ``run`` gives the identity columns (:data:`RUN_KEYS`).
+    and ``overall.json``. ``run`` gives the identity columns (:data:`RUN_KEYS`);
+    ``task_info`` (the test tasks table) adds the label-space columns.
     Returns the overall metrics. Raises ``ValueError`` if the file is empty or
     lacks a column.
     """
@@ -40,6 +71,10 @@ def evaluate_predictions(predictions_path: str | Path, out_dir: str | Path, run:
     ident = [pl.lit(run.get(k)).alias(k) for k in RUN_KEYS]
     scored = score_instances(preds).with_columns(ident)
     tasks = aggregate(scored, ["task", "category", "task_type"]).with_columns(ident)
+    if task_info is not None:
+        scored = label_space_membership(scored, task_info)
+        shares = scored.group_by("task").agg(pl.col("in_label_space").mean(), pl.col("in_label_space_normalised").mean())
+        tasks = tasks.join(shares, on="task", how="left")
     categories = aggregate(scored, ["category"]).with_columns(ident)
     by_type = aggregate(scored, ["task_type"])
     overall = aggregate(scored, [])

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from .io import atomic_dir, stable_seed, write_json
-from .variants import SimplifiedTemplates, VariantSpec, choose_demonstrations, simplified_definition
+from .variants import SimplifiedTemplates, VariantSpec, choose_demonstrations, task_simplified_definition
 
 __all__ = [
     "render_definition",
@@ -139,8 +139,7 @@ def render_variant(
         if spec.definition == "original":
             definition = t["definition"]
         elif spec.definition == "simplified":
-            pos_outputs = [e["output"] for e in t["positive_examples"]]
-            definition = simplified_definition(t["task_type"], t["label_space"], pos_outputs or all_outputs, templates)
+            definition = task_simplified_definition(t, all_outputs, templates)
         else:
             definition = ""
         demos, note = choose_demonstrations(

@@ -27,7 +27,11 @@ METRICS = {
     "gen_rougeL": "Generation ROUGE-L",
     "rougeL": "Overall ROUGE-L",
     "exact_match": "Overall EM",
+    "cls_in_label_space": "Classification outputs in label space (%)",
 }
+PANELS = ["cls_exact_match", "gen_rougeL", "rougeL", "cls_in_label_space"]
+BASELINE_MODEL = "baseline"
+BASELINE_STYLE = {"random": ("tab:red", "--"), "majority": ("tab:purple", ":")}
 
 
 def _weighted(col: str, mask: pl.Expr) -> pl.Expr:
@@ -46,6 +50,8 @@ def summarise(task_metrics: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     ``<metric>_std``, ``n_seeds``).
     """
     is_cls = pl.col("task_type") == "classification"
+    if "in_label_space_normalised" not in task_metrics.columns:
+        task_metrics = task_metrics.with_columns(pl.lit(None, dtype=pl.Float64).alias("in_label_space_normalised"))
     per_run = (
         task_metrics.group_by(GROUP + ["seed"])
         .agg(
@@ -53,6 +59,7 @@ def summarise(task_metrics: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             _weighted("rougeL", ~is_cls).alias("gen_rougeL"),
             _weighted("rougeL", pl.lit(True)).alias("rougeL"),
             _weighted("exact_match", pl.lit(True)).alias("exact_match"),
+            _weighted("in_label_space_normalised", is_cls).alias("cls_in_label_space"),
             pl.len().alias("n_tasks"),
             pl.col("n_instances").sum().alias("n_instances"),
         )
@@ -73,6 +80,8 @@ def summarise(task_metrics: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _label(row: dict) -> str:
+    if row["model"] == BASELINE_MODEL:
+        return f"{row['train_variant']} baseline"
     if row["train_variant"] == "untuned":
         return f"untuned\n(eval: {row['eval_variant']})"
     base = f"{row['train_variant']}"
@@ -105,19 +114,34 @@ def markdown_table(per_config: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _random_expected_line(expected: pl.DataFrame | None) -> str:
+    if expected is None or expected.height == 0:
+        return ""
+    n = expected["n_instances"].sum()
+    micro = (expected["expected_exact_match"] * expected["n_instances"]).sum() / n
+    return (
+        f"\nRandom baseline, analytic expected classification EM (uniform over each task's label space): "
+        f"{micro:.2f}, micro-averaged over {n} instances of {expected.height} classification tasks.\n"
+    )
+
+
 def plot_summary(per_config: pl.DataFrame, path: str | Path, title: str = "") -> None:
     """Bar chart, one panel per headline metric, one bar per configuration, error bars over seeds.
 
     The untuned baseline is drawn grey and hatched; configurations evaluated
-    with a variant other than their training variant are outlined.
+    with a variant other than their training variant are outlined; the
+    model-free baselines (random over the label space, majority label) are
+    horizontal lines.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = per_config["model"].unique(maintain_order=True).to_list()
-    panels = ["cls_exact_match", "gen_rougeL", "rougeL"]
+    baselines = per_config.filter(pl.col("model") == BASELINE_MODEL).to_dicts()
+    per_config = per_config.filter(pl.col("model") != BASELINE_MODEL)
+    models = per_config["model"].unique(maintain_order=True).to_list() or ["(no model)"]
+    panels = PANELS
     fig, axes = plt.subplots(
         len(models), len(panels), figsize=(4.6 * len(panels), 3.6 * len(models) + 0.8), squeeze=False
     )
@@ -145,7 +169,15 @@ def plot_summary(per_config: pl.DataFrame, path: str | Path, title: str = "") ->
                     capsize=3,
                 )
                 ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
-            top = max([r[metric] + (r[f"{metric}_std"] or 0.0) for r in rows if r[metric] is not None] + [0.0])
+            for b in baselines:
+                if b[metric] is not None and metric != "gen_rougeL":
+                    color, style = BASELINE_STYLE.get(b["train_variant"], ("black", "-."))
+                    ax.axhline(b[metric], color=color, linestyle=style, linewidth=1.2, label=f"{b['train_variant']} baseline")
+            if baselines and mi == 0 and pi == 0:
+                ax.legend(fontsize=7, loc="upper right")
+            top = max(
+                [r[metric] + (r[f"{metric}_std"] or 0.0) for r in rows + baselines if r[metric] is not None] + [0.0]
+            )
             ax.set_ylim(0, max(1.0, top * 1.15))
             ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
             ax.set_ylabel(METRICS[metric])
@@ -197,12 +229,19 @@ def plot_categories(task_metrics: pl.DataFrame, path: str | Path, metric: str = 
     plt.close(fig)
 
 
-def build_report(task_metric_files: Sequence[str | Path], out_dir: str | Path, title: str = "") -> pl.DataFrame:
+def build_report(
+    task_metric_files: Sequence[str | Path],
+    out_dir: str | Path,
+    title: str = "",
+    random_expected: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """Stack the runs' ``tasks.parquet`` files and write the report under ``out_dir``.
 
     Writes ``runs.csv`` (one row per run), ``summary.csv`` and ``summary.md``
     (seeds averaged), ``tasks.csv`` (every run × task), ``scores.png`` and
-    ``categories.png``. Returns the per-configuration summary. Raises
+    ``categories.png``. ``random_expected`` (from
+    :func:`instruct_ablate.baselines.random_expected_exact_match`) adds the
+    random baseline's analytic expected exact match to ``summary.md``. Returns the per-configuration summary. Raises
     ``ValueError`` if no file is given.
     """
     if not task_metric_files:
@@ -220,6 +259,7 @@ def build_report(task_metric_files: Sequence[str | Path], out_dir: str | Path, t
             + "Exact match (EM) and ROUGE-L ×100, NIv2 definitions, micro-averaged over evaluation instances; "
             "mean ± standard deviation over seeds.\n\n"
             + md
+            + _random_expected_line(random_expected)
         )
     plot_summary(per_config, out_dir / "scores.png", title=title)
     plot_categories(tm, out_dir / "categories.png")

@@ -39,6 +39,7 @@ __all__ = [
     "VariantSpec",
     "SimplifiedTemplates",
     "simplified_definition",
+    "task_simplified_definition",
     "choose_demonstrations",
     "DEFINITION_KINDS",
     "DEMONSTRATION_KINDS",
@@ -131,6 +132,18 @@ def simplified_definition(
     if templates.generation == "by_length":
         return _length_phrase(example_outputs)
     return templates.generation
+
+
+def task_simplified_definition(
+    task: dict, fallback_outputs: Sequence[str] = (), templates: SimplifiedTemplates = SimplifiedTemplates()
+) -> str:
+    """:func:`simplified_definition` of a tasks-table row (``task_type``, ``label_space``, ``positive_examples``).
+
+    Output lengths for generation tasks come from the positive examples, or from
+    ``fallback_outputs`` (instance outputs) when the task has none.
+    """
+    outputs = [e["output"] for e in task["positive_examples"]] or list(fallback_outputs)
+    return simplified_definition(task["task_type"], task["label_space"], outputs, templates)
 
 
 def _other_label(gold: str, label_space: Sequence[str], rng: random.Random) -> str | None:

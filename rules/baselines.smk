@@ -1,0 +1,39 @@
+# Model-free baselines and the audit of task types, label spaces and simplified definitions.
+
+
+rule baseline:
+    input:
+        tasks=f"{R}/data/test/tasks.parquet",
+        instances=f"{R}/data/test/instances.parquet",
+    output:
+        f"{R}/predictions/baselines/{{baseline}}.parquet",
+    log:
+        f"{R}/logs/baselines/{{baseline}}.log",
+    params:
+        seed=config["seed"],
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/baseline.py"
+
+
+rule audit:
+    input:
+        train=f"{R}/data/train/tasks.parquet",
+        test=f"{R}/data/test/tasks.parquet",
+        test_instances=f"{R}/data/test/instances.parquet",
+    output:
+        tasks=report(
+            f"{R}/audit/tasks.csv",
+            caption="../report/audit.rst",
+            category="Audit",
+        ),
+        random=f"{R}/audit/random_expected.csv",
+    log:
+        f"{R}/logs/audit.log",
+    params:
+        simplified=config["simplified_definition"],
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow_scripts/audit.py"
