@@ -7,12 +7,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# config.yaml is the default; a --configfile given on the command line replaces it (no merging,
-# so a config of your own never inherits the default's models or variants). --config KEY=VALUE
-# still overrides single keys.
+# The workflow's config.yaml is the default; a --configfile given on the command line replaces it
+# (no merging, so a config of your own never inherits the default's models or variants).
+# --config KEY=VALUE still overrides single keys.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "rules/common.smk"
@@ -26,6 +26,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         report_outputs(),
-    default_target: True

@@ -9,10 +9,10 @@ rule baseline:
         f"{R}/predictions/baselines/{{baseline}}.parquet",
     log:
         f"{R}/logs/baselines/{{baseline}}.log",
-    params:
-        seed=config["seed"],
     conda:
         "../envs/pipeline.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../workflow_scripts/baseline.py"
 
@@ -31,9 +31,9 @@ rule audit:
         random=f"{R}/audit/random_expected.csv",
     log:
         f"{R}/logs/audit.log",
-    params:
-        simplified=config["simplified_definition"],
     conda:
         "../envs/pipeline.yaml"
+    params:
+        simplified=config["simplified_definition"],
     script:
         "../workflow_scripts/audit.py"

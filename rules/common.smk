@@ -8,17 +8,30 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, "../schemas/config.schema.yaml")
 
-for _v in config["training_variants"] + config["evaluation"]["untuned"] + [
-    v for vs in config["evaluation"]["extra"].values() for v in vs
-]:
+for _v in (
+    config["training_variants"]
+    + config["evaluation"]["untuned"]
+    + [v for vs in config["evaluation"]["extra"].values() for v in vs]
+):
     if _v not in config["variants"]:
-        raise ValueError(f"config.yaml: variant {_v!r} is used but not defined under 'variants'")
+        raise ValueError(
+            f"config.yaml: variant {_v!r} is used but not defined under 'variants'"
+        )
 for _v in config["evaluation"]["extra"]:
     if _v not in config["training_variants"]:
-        raise ValueError(f"config.yaml: evaluation.extra.{_v}: not one of training_variants")
+        raise ValueError(
+            f"config.yaml: evaluation.extra.{_v}: not one of training_variants"
+        )
+
+for _m, _spec in config["models"].items():
+    _t = {**config["training"], **_spec.get("training", {})}
+    if _t.get("effective_batch_size", 128) % _t.get("per_device_batch_size", 8):
+        raise ValueError(
+            f"config.yaml: models.{_m}: training.effective_batch_size ({_t.get('effective_batch_size', 128)}) "
+            f"must be a multiple of training.per_device_batch_size ({_t.get('per_device_batch_size', 8)})"
+        )
 
 R = config["results_dir"]
 SEP = "[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -74,7 +87,9 @@ def ingest_params(part):
         "seed": config["seed"] if part == "train" else None,
         "skip_missing": config["skip_missing_tasks"],
         "limit_tasks": d.get(f"limit_{part}_tasks"),
-        "typing": {k: v for k, v in config["task_typing"].items() if k != "overrides_file"},
+        "typing": {
+            k: v for k, v in config["task_typing"].items() if k != "overrides_file"
+        },
     }
 
 

@@ -14,9 +14,9 @@ rule evaluate:
         overall=f"{R}/metrics/{{run}}/overall.json",
     log:
         f"{R}/logs/evaluate/{{run}}.log",
-    params:
-        run=lambda wc: run_identity(wc.run),
     conda:
         "../envs/pipeline.yaml"
+    params:
+        run=lambda wc: run_identity(wc.run),
     script:
         "../workflow_scripts/evaluate.py"

@@ -11,9 +11,9 @@ rule ingest:
         instances=f"{R}/data/{{part}}/instances.parquet",
     log:
         f"{R}/logs/ingest/{{part}}.log",
-    params:
-        cfg=lambda wc: ingest_params(wc.part),
     conda:
         "../envs/pipeline.yaml"
+    params:
+        cfg=lambda wc: ingest_params(wc.part),
     script:
         "../workflow_scripts/ingest.py"

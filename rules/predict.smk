@@ -9,15 +9,15 @@ rule predict:
         f"{R}/predictions/{{model}}/{{variant}}/n{{n}}/seed{{seed}}/{{eval_variant}}.parquet",
     log:
         f"{R}/logs/predict/{{model}}/{{variant}}/n{{n}}/seed{{seed}}/{{eval_variant}}.log",
-    params:
-        decoding=lambda wc: decoding_params(wc.model),
+    conda:
+        "../envs/pipeline.yaml"
     threads: job_resource("predict", "threads", 2)
     resources:
         mem_mb=job_resource("predict", "mem_mb", 8000),
         runtime=job_resource("predict", "runtime", 60),
         gpu=lambda wc: int(uses_gpu(wc.model)),
-    conda:
-        "../envs/pipeline.yaml"
+    params:
+        decoding=lambda wc: decoding_params(wc.model),
     script:
         "../workflow_scripts/predict.py"
 
@@ -29,16 +29,16 @@ rule predict_untuned:
         f"{R}/predictions/{{model}}/untuned/{{eval_variant}}.parquet",
     log:
         f"{R}/logs/predict/{{model}}/untuned/{{eval_variant}}.log",
-    params:
-        model=lambda wc: model_spec(wc.model),
-        seed=config["seed"],
-        decoding=lambda wc: decoding_params(wc.model),
+    conda:
+        "../envs/pipeline.yaml"
     threads: job_resource("predict", "threads", 2)
     resources:
         mem_mb=job_resource("predict", "mem_mb", 8000),
         runtime=job_resource("predict", "runtime", 60),
         gpu=lambda wc: int(uses_gpu(wc.model)),
-    conda:
-        "../envs/pipeline.yaml"
+    params:
+        model=lambda wc: model_spec(wc.model),
+        seed=config["seed"],
+        decoding=lambda wc: decoding_params(wc.model),
     script:
         "../workflow_scripts/predict.py"

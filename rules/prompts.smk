@@ -9,12 +9,12 @@ rule prompts:
         directory(f"{R}/prompts/{{variant}}/{{part}}"),
     log:
         f"{R}/logs/prompts/{{variant}}/{{part}}.log",
+    conda:
+        "../envs/pipeline.yaml"
     params:
         variant=lambda wc: config["variants"][wc.variant],
         simplified=config["simplified_definition"],
         seed=config["seed"],
         tasks_per_shard=config["data"]["tasks_per_shard"],
-    conda:
-        "../envs/pipeline.yaml"
     script:
         "../workflow_scripts/prompts.py"

@@ -12,9 +12,9 @@ rule report:
         categories=f"{R}/report/categories.png",
     log:
         f"{R}/logs/report.log",
-    params:
-        title=config["report"]["title"],
     conda:
         "../envs/pipeline.yaml"
+    params:
+        title=config["report"]["title"],
     script:
         "../workflow_scripts/report.py"

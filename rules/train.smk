@@ -8,15 +8,15 @@ rule train:
         directory(f"{R}/models/{{model}}/{{variant}}/n{{n}}/seed{{seed}}"),
     log:
         f"{R}/logs/train/{{model}}/{{variant}}/n{{n}}/seed{{seed}}.log",
-    params:
-        model=lambda wc: model_spec(wc.model),
-        training=lambda wc: training_config(wc.model),
+    conda:
+        "../envs/pipeline.yaml"
     threads: job_resource("train", "threads", 2)
     resources:
         mem_mb=job_resource("train", "mem_mb", 8000),
         runtime=job_resource("train", "runtime", 120),
         gpu=lambda wc: int(uses_gpu(wc.model)),
-    conda:
-        "../envs/pipeline.yaml"
+    params:
+        model=lambda wc: model_spec(wc.model),
+        training=lambda wc: training_config(wc.model),
     script:
         "../workflow_scripts/train.py"

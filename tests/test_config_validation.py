@@ -1,0 +1,70 @@
+"""A bad config.yaml fails at start-up (before any job) with a message naming the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def _set(path: str, value):
+    def apply(cfg):
+        *parents, leaf = path.split(".")
+        node = cfg
+        for key in parents:
+            node = node[key]
+        if value is KeyError:
+            del node[leaf]
+        else:
+            node[leaf] = value
+
+    return apply
+
+
+CASES = [
+    ("wrong type", _set("data.test_instances_per_task", "many"), ["'many' is not of type 'integer'", "['data']['test_instances_per_task']"]),
+    ("unknown variant kind", _set("variants.original.demonstrations.kind", "wrong"), ["'wrong' is not one of", "['variants']['original']['demonstrations']['kind']"]),
+    ("unknown definition kind", _set("variants.simplified.definition", "short"), ["'short' is not one of", "['variants']['simplified']['definition']"]),
+    ("missing model source", _set("models.minilm-bert2bert.pretrained", KeyError), ["'pretrained' is a required property", "['models']['minilm-bert2bert']"]),
+    ("delusive with zero count", _set("variants.delusive.demonstrations.count", 0), ["0 is less than the minimum of 1", "['variants']['delusive']['demonstrations']['count']"]),
+    ("unknown key", _set("data.instances_per_tsak", [10]), ["Additional properties are not allowed", "instances_per_tsak"]),
+    ("undefined variant", _set("training_variants", ["original", "missing_variant"]), ["variant 'missing_variant' is used but not defined"]),
+    ("reserved variant name", _set("variants.untuned", {"definition": "none"}), ["untuned"]),
+    ("batch not divisible", _set("training.per_device_batch_size", 7), ["models.minilm-bert2bert", "must be a multiple"]),
+]
+
+
+@pytest.mark.parametrize("name, mutate, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, name, mutate, expected):
+    cfg = copy.deepcopy(DEFAULT)
+    if name == "batch not divisible":
+        cfg["models"]["minilm-bert2bert"]["training"].pop("per_device_batch_size")
+        cfg["models"]["minilm-bert2bert"]["training"].pop("effective_batch_size")
+    mutate(cfg)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    for fragment in expected:
+        assert fragment in out, out[-2000:]
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_default_config_is_valid(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path)], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
