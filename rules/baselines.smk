@@ -10,7 +10,7 @@ rule baseline:
     log:
         f"{R}/logs/baselines/{{baseline}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/data.yaml"
     params:
         seed=config["seed"],
     script:
@@ -32,7 +32,7 @@ rule audit:
     log:
         f"{R}/logs/audit.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/data.yaml"
     params:
         simplified=config["simplified_definition"],
     script:

@@ -15,7 +15,7 @@ rule evaluate:
     log:
         f"{R}/logs/evaluate/{{run}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/data.yaml"
     params:
         run=lambda wc: run_identity(wc.run),
     script:

@@ -12,7 +12,7 @@ rule ingest:
     log:
         f"{R}/logs/ingest/{{part}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/data.yaml"
     params:
         cfg=lambda wc: ingest_params(wc.part),
     script:

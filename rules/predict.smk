@@ -10,7 +10,7 @@ rule predict:
     log:
         f"{R}/logs/predict/{{model}}/{{variant}}/n{{n}}/seed{{seed}}/{{eval_variant}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/model.yaml"
     threads: job_resource("predict", "threads", 2)
     resources:
         mem_mb=job_resource("predict", "mem_mb", 8000),
@@ -30,7 +30,7 @@ rule predict_untuned:
     log:
         f"{R}/logs/predict/{{model}}/untuned/{{eval_variant}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/model.yaml"
     threads: job_resource("predict", "threads", 2)
     resources:
         mem_mb=job_resource("predict", "mem_mb", 8000),

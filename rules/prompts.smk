@@ -10,7 +10,7 @@ rule prompts:
     log:
         f"{R}/logs/prompts/{{variant}}/{{part}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/data.yaml"
     params:
         variant=lambda wc: config["variants"][wc.variant],
         simplified=config["simplified_definition"],

@@ -7,13 +7,25 @@ rule report:
         random_expected=f"{R}/audit/random_expected.csv",
     output:
         md=f"{R}/report/summary.md",
-        csv=f"{R}/report/summary.csv",
-        scores=f"{R}/report/scores.png",
-        categories=f"{R}/report/categories.png",
+        csv=report(
+            f"{R}/report/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+        scores=report(
+            f"{R}/report/scores.png",
+            caption="../report/scores.rst",
+            category="Summary",
+        ),
+        categories=report(
+            f"{R}/report/categories.png",
+            caption="../report/categories.rst",
+            category="Summary",
+        ),
     log:
         f"{R}/logs/report.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/report.yaml"
     params:
         title=config["report"]["title"],
     script:

@@ -9,7 +9,7 @@ rule train:
     log:
         f"{R}/logs/train/{{model}}/{{variant}}/n{{n}}/seed{{seed}}.log",
     conda:
-        "../envs/pipeline.yaml"
+        "../envs/model.yaml"
     threads: job_resource("train", "threads", 2)
     resources:
         mem_mb=job_resource("train", "mem_mb", 8000),

@@ -204,3 +204,15 @@ def test_predictions_are_deterministic(tiny_run, tmp_path):
         pa = pl.read_parquet(a / "predictions" / f"{run}.parquet")
         pb = pl.read_parquet(b / "predictions" / f"{run}.parquet")
         assert pa.equals(pb), run
+
+
+@pytest.mark.slow
+def test_html_report_holds_plots_and_captions(tiny_run):
+    """`snakemake --report` builds one HTML file with the plots, tables and their captions."""
+    workdir, _ = tiny_run
+    out = workdir / "results" / "report.html"
+    proc = run_snakemake(workdir, tiny_config(), "--report", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(errors="replace")
+    for needle in ("scores.png", "categories.png", "summary.csv", "tasks.csv", "Headline numbers", "instruct-ablate asks"):
+        assert needle in html, needle
