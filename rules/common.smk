@@ -93,6 +93,13 @@ def ingest_params(part):
     }
 
 
+def simplified_templates(variant):
+    """The simplified-definition templates, only for variants that show simplified definitions."""
+    if config["variants"][variant]["definition"] == "simplified":
+        return config["simplified_definition"]
+    return {}
+
+
 def model_spec(model):
     """The model's source spec (without its training overrides)."""
     return {k: v for k, v in config["models"][model].items() if k != "training"}

@@ -13,7 +13,7 @@ rule prompts:
         "../envs/data.yaml"
     params:
         variant=lambda wc: config["variants"][wc.variant],
-        simplified=config["simplified_definition"],
+        simplified=lambda wc: simplified_templates(wc.variant),
         seed=config["seed"],
         tasks_per_shard=config["data"]["tasks_per_shard"],
     script:
