@@ -7,8 +7,10 @@ then runs Snakemake again and checks that nothing is redone.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +218,134 @@ def test_html_report_holds_plots_and_captions(tiny_run):
     html = out.read_text(errors="replace")
     for needle in ("scores.png", "categories.png", "summary.csv", "tasks.csv", "Headline numbers", "instruct-ablate asks"):
         assert needle in html, needle
+
+
+# --------------------------------------------------------------------------- precise reruns
+
+JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans, read from its job blocks."""
+    jobs, rule = set(), None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = JOB_HEADER.match(line.strip())
+        if m:
+            if rule is not None:
+                jobs.add((rule, ""))
+            rule = m.group(1)
+        elif rule is not None and line.strip().startswith("wildcards:"):
+            jobs.add((rule, line.strip()[len("wildcards:"):].strip()))
+            rule = None
+        elif rule is not None and line.strip().startswith("jobid:") and rule == "all":
+            jobs.add((rule, ""))
+            rule = None
+    if rule is not None:
+        jobs.add((rule, ""))
+    return jobs
+
+
+def _train(v):
+    return ("train", f"model=tiny-t5, variant={v}, n=4, seed=3")
+
+
+def _predict(v, ev):
+    return ("predict", f"model=tiny-t5, variant={v}, n=4, seed=3, eval_variant={ev}")
+
+
+def _evaluate(run):
+    return ("evaluate", f"run={run}")
+
+
+REPORT = {("report", ""), ("all", "")}
+
+
+def _edit_simplified(cfg):
+    cfg["variants"]["simplified"]["demonstrations"]["count"] = 1
+
+
+def _add_variant(cfg):
+    cfg["variants"]["no_definition"] = {"definition": "none", "demonstrations": {"count": 2, "kind": "positive"}}
+    cfg["training_variants"].append("no_definition")
+
+
+def _learning_rate(cfg):
+    cfg["models"]["tiny-t5"]["training"] = {"learning_rate": 5e-4}
+
+
+def _decoding(cfg):
+    cfg["decoding"]["max_new_tokens"] = 6
+
+
+def _plot(cfg):
+    cfg["report"]["title"] = "another title"
+
+
+RERUNS = {
+    "edit one variant": (
+        _edit_simplified,
+        {
+            ("prompts", "variant=simplified, part=train"),
+            ("prompts", "variant=simplified, part=test"),
+            _train("simplified"),
+            _predict("simplified", "simplified"),
+            _evaluate("tiny-t5/simplified/n4/seed3/simplified"),
+        }
+        | REPORT,
+    ),
+    "add a variant": (
+        _add_variant,
+        {
+            ("prompts", "variant=no_definition, part=train"),
+            ("prompts", "variant=no_definition, part=test"),
+            _train("no_definition"),
+            _predict("no_definition", "no_definition"),
+            _evaluate("tiny-t5/no_definition/n4/seed3/no_definition"),
+        }
+        | REPORT,
+    ),
+    "change a model's learning rate": (
+        _learning_rate,
+        {
+            _train("original"),
+            _train("simplified"),
+            _predict("original", "original"),
+            _predict("original", "delusive"),
+            _predict("simplified", "simplified"),
+            _evaluate("tiny-t5/original/n4/seed3/original"),
+            _evaluate("tiny-t5/original/n4/seed3/delusive"),
+            _evaluate("tiny-t5/simplified/n4/seed3/simplified"),
+        }
+        | REPORT,
+    ),
+    "change the decoding length": (
+        _decoding,
+        {
+            _predict("original", "original"),
+            _predict("original", "delusive"),
+            _predict("simplified", "simplified"),
+            ("predict_untuned", "model=tiny-t5, eval_variant=original"),
+            _evaluate("tiny-t5/original/n4/seed3/original"),
+            _evaluate("tiny-t5/original/n4/seed3/delusive"),
+            _evaluate("tiny-t5/simplified/n4/seed3/simplified"),
+            _evaluate("tiny-t5/untuned/original"),
+        }
+        | REPORT,
+    ),
+    "change a plot setting": (_plot, REPORT),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", list(RERUNS))
+def test_a_config_change_reruns_exactly_its_stale_branch(tiny_run, change):
+    """After a finished run, a config change plans exactly the jobs whose inputs it makes stale."""
+    workdir, _ = tiny_run
+    mutate, expected = RERUNS[change]
+    cfg = copy.deepcopy(tiny_config())
+    mutate(cfg)
+    proc = run_snakemake(workdir, cfg, "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert planned_jobs(proc) == expected
+    # restore the config file the other tests of this module use
+    (workdir / "config.tiny.yaml").write_text(yaml.safe_dump(tiny_config()))

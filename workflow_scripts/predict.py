@@ -1,5 +1,8 @@
 """Snakemake script of rules `predict` and `predict_untuned`: greedy predictions on test prompts."""
 
+import contextlib
+
+from instruct_ablate.gpu_slots import acquire_gpu
 from instruct_ablate.io import setup_logging
 from instruct_ablate.predict import predict
 
@@ -9,14 +12,17 @@ if "model" in snakemake.input.keys():
     source = {"checkpoint": snakemake.input.model}
 else:
     source = {"base": snakemake.params.model, "seed": snakemake.params.seed}
-predict(
-    source,
-    snakemake.input.prompts,
-    snakemake.output[0],
-    max_source_length=d["max_source_length"],
-    max_new_tokens=d["max_new_tokens"],
-    batch_size=d["batch_size"],
-    device=d["device"],
-    bf16=d["bf16"],
-    threads=snakemake.threads,
-)
+device = d["device"]
+# On CUDA: one device per job, pinned through CUDA_VISIBLE_DEVICES before CUDA initialises.
+with acquire_gpu() if str(device).startswith("cuda") else contextlib.nullcontext() as slot:
+    predict(
+        source,
+        snakemake.input.prompts,
+        snakemake.output[0],
+        max_source_length=d["max_source_length"],
+        max_new_tokens=d["max_new_tokens"],
+        batch_size=d["batch_size"],
+        device=device if slot is None else slot.torch_device(device),
+        bf16=d["bf16"],
+        threads=snakemake.threads,
+    )

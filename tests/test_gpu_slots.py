@@ -1,0 +1,265 @@
+"""One GPU per job: the slot allocator of ``instruct_ablate.gpu_slots``.
+
+No GPU is needed: ``INSTRUCT_ABLATE_GPU_COUNT`` simulates devices, and every test uses its own lock
+folder under ``tmp_path``. The concurrency and SIGKILL tests run real separate processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from instruct_ablate.gpu_slots import ENV_COUNT, ENV_LOCK_DIR, GpuSlot, acquire_gpu, default_lock_dir
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No inherited device, no SLURM, a private lock folder; returns it."""
+    for var in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", ENV_COUNT):
+        monkeypatch.delenv(var, raising=False)
+    locks = tmp_path / "locks"
+    monkeypatch.setenv(ENV_LOCK_DIR, str(locks))
+    return locks
+
+
+# --- unit tests ---------------------------------------------------------------------------------
+
+
+def test_first_free_slot_env_set_and_restored(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_COUNT, "2")
+    with acquire_gpu(poll_s=0.01) as a:
+        assert a == GpuSlot(devices="0", assigned_by="lock", lock_file=clean_env / "gpu0.lock")
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+        assert a.lock_file.read_text().split()[0] == str(os.getpid())
+        # flock locks belong to the open file, so a second acquisition in this process must take gpu1.
+        with acquire_gpu(poll_s=0.01) as b:
+            assert b.devices == "1" and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+        assert (clean_env / "gpu1.lock").read_text() == ""  # holder info cleared on release
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    with acquire_gpu() as again:  # released: gpu0 is free again
+        assert again.devices == "0"
+
+
+def test_released_and_restored_when_the_body_raises(clean_env: Path) -> None:
+    with pytest.raises(KeyError):
+        with acquire_gpu(n_devices=1):
+            raise KeyError("boom")
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    with acquire_gpu(n_devices=1, timeout_s=0) as slot:
+        assert slot.devices == "0"
+
+
+def test_explicit_lock_dir_and_torch_device(tmp_path: Path) -> None:
+    with acquire_gpu(n_devices=1, lock_dir=tmp_path / "elsewhere") as slot:
+        assert slot.lock_file == tmp_path / "elsewhere" / "gpu0.lock"
+        assert slot.torch_device("cuda") == "cuda"
+        assert slot.torch_device("cuda:1") == "cuda"  # the one visible device is cuda:0
+        assert slot.torch_device("cpu") == "cpu"
+
+
+def test_default_lock_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_LOCK_DIR)
+    assert default_lock_dir().name == f"instruct-ablate-gpu-slots-{os.getuid()}"
+    monkeypatch.setenv(ENV_LOCK_DIR, "/some/where")
+    assert default_lock_dir() == Path("/some/where")
+
+
+def test_slurm_assignment_is_respected(clean_env: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    monkeypatch.setenv(ENV_COUNT, "8")
+    with caplog.at_level(logging.INFO, logger="instruct_ablate.gpu_slots"):
+        with acquire_gpu() as slot:
+            assert slot == GpuSlot(devices="3", assigned_by="scheduler")
+            assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+            assert slot.torch_device("cuda:0") == "cuda:0"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert not clean_env.exists()  # nothing locked
+    assert "assigned by SLURM (job 4242): CUDA_VISIBLE_DEVICES=3" in caplog.text
+
+
+def test_slurm_allocation_with_several_devices_is_shared_out(clean_env: Path, monkeypatch) -> None:
+    """Local jobs inside one `salloc --gres=gpu:2` all inherit 0,1: each takes one of them."""
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with acquire_gpu() as a, acquire_gpu() as b:
+        assert (a.devices, b.devices) == ("0", "1")
+        assert a.lock_file.parent == clean_env / "slurm-77"
+        with pytest.raises(TimeoutError):
+            with acquire_gpu(poll_s=0.01, timeout_s=0.05):
+                pass
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def test_inherited_device_list_is_the_pool(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    with acquire_gpu() as a, acquire_gpu() as b:
+        assert (a.devices, b.devices) == ("2", "3")
+        assert {p.name for p in clean_env.iterdir()} == {"gpu2.lock", "gpu3.lock"}
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+
+
+@pytest.mark.parametrize(
+    "env, kwargs, origin",
+    [
+        ({ENV_COUNT: "0"}, {}, f"{ENV_COUNT}=0"),
+        ({}, {"n_devices": 0}, "n_devices=0"),
+        ({"CUDA_VISIBLE_DEVICES": ""}, {}, "CUDA_VISIBLE_DEVICES=''"),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, {}, "CUDA_VISIBLE_DEVICES='-1'"),
+    ],
+)
+def test_zero_devices_is_a_clear_error(monkeypatch, env, kwargs, origin) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(RuntimeError, match="a CUDA device was requested but there is none") as e:
+        with acquire_gpu(**kwargs):
+            pytest.fail("entered without a device")
+    assert origin in str(e.value) and "device: cpu" in str(e.value)
+
+
+def test_default_count_comes_from_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No override: torch's count (0 on this CPU build of torch, without CUDA being initialised)."""
+    import torch
+
+    with pytest.raises(RuntimeError, match=r"0 devices from torch\.cuda\.device_count\(\)"):
+        with acquire_gpu():
+            pass
+    assert not torch.cuda.is_initialized()
+
+
+@pytest.mark.parametrize("value", ["two", "-1"])
+def test_bad_count_override(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(ENV_COUNT, value)
+    with pytest.raises(ValueError, match=ENV_COUNT):
+        with acquire_gpu():
+            pass
+
+
+def test_refuses_when_cuda_is_already_initialised(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: True))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    with pytest.raises(RuntimeError, match="before any torch.cuda call"):
+        with acquire_gpu(n_devices=1):
+            pass
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_waits_logs_once_then_times_out(clean_env: Path, caplog) -> None:
+    with acquire_gpu(n_devices=1):
+        t0 = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="instruct_ablate.gpu_slots"):
+            with pytest.raises(TimeoutError, match=rf"no free GPU slot .*all 1 busy: 0 held by pid {os.getpid()}"):
+                with acquire_gpu(n_devices=1, poll_s=0.02, timeout_s=0.3):
+                    pytest.fail("entered a busy slot")
+        assert 0.3 <= time.monotonic() - t0 < 2
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    waits = [r.getMessage() for r in caplog.records if "waiting for a free GPU slot" in r.getMessage()]
+    assert len(waits) == 1 and f"(all 1 busy: 0 held by pid {os.getpid()}" in waits[0]
+
+
+# --- separate processes -------------------------------------------------------------------------
+
+JOB = textwrap.dedent(
+    """
+    import json, logging, os, sys, time
+    from pathlib import Path
+    from instruct_ablate.gpu_slots import acquire_gpu
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    out, go, hold = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    out.with_suffix(".ready").touch()
+    while not go.exists():
+        time.sleep(0.005)
+    with acquire_gpu(poll_s=0.02) as slot:
+        start = time.time()
+        if hold > 5:
+            out.with_suffix(".held").write_text(slot.devices)
+        time.sleep(hold)
+        end = time.time()
+        out.write_text(json.dumps({"device": os.environ["CUDA_VISIBLE_DEVICES"], "slot": slot.devices,
+                                   "start": start, "end": end, "pid": os.getpid()}))
+    """
+)
+
+
+def _spawn(tmp_path: Path, name: str, hold: float, n_gpus: int) -> subprocess.Popen:
+    script = tmp_path / "job.py"
+    if not script.exists():
+        script.write_text(JOB)
+    env = {**os.environ, ENV_COUNT: str(n_gpus), "PYTHONPATH": str(SRC)}
+    return subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / f"{name}.json"), str(tmp_path / "go"), str(hold)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_concurrent_jobs_never_share_a_device(tmp_path: Path) -> None:
+    n_jobs, n_gpus, hold = 6, 2, 0.5
+    procs = [_spawn(tmp_path, f"job{i}", hold, n_gpus) for i in range(n_jobs)]
+    try:
+        for i in range(n_jobs):  # all started, then released at once: real contention
+            _wait_for(tmp_path / f"job{i}.ready")
+        (tmp_path / "go").touch()
+        logs = [p.communicate(timeout=30)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0] * n_jobs, logs
+    runs = [json.loads((tmp_path / f"job{i}.json").read_text()) for i in range(n_jobs)]
+    assert len({r["pid"] for r in runs}) == n_jobs
+    assert all(r["device"] == r["slot"] for r in runs)
+    assert {r["device"] for r in runs} == {"0", "1"}
+    for dev in ("0", "1"):
+        spans = sorted((r["start"], r["end"]) for r in runs if r["device"] == dev)
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert start >= end, f"device {dev} used by two jobs at once: {spans}"
+    # Six 0.5 s jobs on two devices: some job had to wait, and said so.
+    assert any("waiting for a free GPU slot (all 2 busy" in log for log in logs), logs
+    assert all("GPU slot" in log and "acquired" in log for log in logs)
+
+
+def test_sigkilled_holder_frees_its_slot(tmp_path: Path, clean_env: Path) -> None:
+    proc = _spawn(tmp_path, "victim", 60, 1)
+    try:
+        (tmp_path / "go").touch()
+        _wait_for(tmp_path / "victim.held")
+        lock = clean_env / "gpu0.lock"
+        assert lock.read_text().split()[0] == str(proc.pid)
+        with pytest.raises(TimeoutError, match=f"held by pid {proc.pid}"):
+            with acquire_gpu(n_devices=1, poll_s=0.02, timeout_s=0.1):
+                pass
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    t0 = time.monotonic()
+    with acquire_gpu(n_devices=1, poll_s=0.02, timeout_s=2) as slot:
+        assert slot.devices == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert time.monotonic() - t0 < 0.5
