@@ -6,6 +6,8 @@ folder under ``tmp_path``. The concurrency and SIGKILL tests run real separate p
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -34,23 +36,43 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return locks
 
 
+@contextlib.contextmanager
+def held(path: Path):
+    """Hold ``path``'s flock like another job would (flock locks belong to the open file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
 # --- unit tests ---------------------------------------------------------------------------------
 
 
 def test_first_free_slot_env_set_and_restored(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_COUNT, "2")
-    with acquire_gpu(poll_s=0.01) as a:
+    with acquire_gpu(poll_s=0.01, timeout_s=1) as a:
         assert a == GpuSlot(devices="0", assigned_by="lock", lock_file=clean_env / "gpu0.lock")
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
         assert a.lock_file.read_text().split()[0] == str(os.getpid())
-        # flock locks belong to the open file, so a second acquisition in this process must take gpu1.
-        with acquire_gpu(poll_s=0.01) as b:
-            assert b.devices == "1" and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
-        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
-        assert (clean_env / "gpu1.lock").read_text() == ""  # holder info cleared on release
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
-    with acquire_gpu() as again:  # released: gpu0 is free again
+    assert (clean_env / "gpu0.lock").read_text() == ""  # holder info cleared on release
+    with held(clean_env / "gpu0.lock"), acquire_gpu(poll_s=0.01, timeout_s=1) as b:
+        assert b.devices == "1" and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    with acquire_gpu(timeout_s=1) as again:  # released: gpu0 is free again
         assert again.devices == "0"
+
+
+def test_nested_acquisition_stays_on_the_pinned_device(clean_env: Path) -> None:
+    """Inside a pinned process CUDA_VISIBLE_DEVICES lists one device: a nested acquire can only wait for it."""
+    with acquire_gpu(n_devices=2, timeout_s=1):
+        with pytest.raises(TimeoutError):
+            with acquire_gpu(n_devices=2, poll_s=0.01, timeout_s=0.05):
+                pass
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_released_and_restored_when_the_body_raises(clean_env: Path) -> None:
@@ -63,7 +85,7 @@ def test_released_and_restored_when_the_body_raises(clean_env: Path) -> None:
 
 
 def test_explicit_lock_dir_and_torch_device(tmp_path: Path) -> None:
-    with acquire_gpu(n_devices=1, lock_dir=tmp_path / "elsewhere") as slot:
+    with acquire_gpu(n_devices=1, lock_dir=tmp_path / "elsewhere", timeout_s=1) as slot:
         assert slot.lock_file == tmp_path / "elsewhere" / "gpu0.lock"
         assert slot.torch_device("cuda") == "cuda"
         assert slot.torch_device("cuda:1") == "cuda"  # the one visible device is cuda:0
@@ -82,7 +104,7 @@ def test_slurm_assignment_is_respected(clean_env: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     monkeypatch.setenv(ENV_COUNT, "8")
     with caplog.at_level(logging.INFO, logger="instruct_ablate.gpu_slots"):
-        with acquire_gpu() as slot:
+        with acquire_gpu(timeout_s=1) as slot:
             assert slot == GpuSlot(devices="3", assigned_by="scheduler")
             assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
             assert slot.torch_device("cuda:0") == "cuda:0"
@@ -95,21 +117,32 @@ def test_slurm_allocation_with_several_devices_is_shared_out(clean_env: Path, mo
     """Local jobs inside one `salloc --gres=gpu:2` all inherit 0,1: each takes one of them."""
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    with acquire_gpu() as a, acquire_gpu() as b:
-        assert (a.devices, b.devices) == ("0", "1")
-        assert a.lock_file.parent == clean_env / "slurm-77"
-        with pytest.raises(TimeoutError):
+    folder = clean_env / "slurm-77"
+    with acquire_gpu(timeout_s=1) as a:
+        assert a.devices == "0" and a.assigned_by == "lock" and a.lock_file == folder / "gpu0.lock"
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    with held(folder / "gpu0.lock"):
+        with acquire_gpu(timeout_s=1) as b:
+            assert b.devices == "1"
+        with held(folder / "gpu1.lock"), pytest.raises(TimeoutError):
             with acquire_gpu(poll_s=0.01, timeout_s=0.05):
                 pass
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 
 def test_inherited_device_list_is_the_pool(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`CUDA_VISIBLE_DEVICES=2,3 snakemake ...`: jobs share out devices 2 and 3 (lock files by device id)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    with acquire_gpu() as a, acquire_gpu() as b:
-        assert (a.devices, b.devices) == ("2", "3")
-        assert {p.name for p in clean_env.iterdir()} == {"gpu2.lock", "gpu3.lock"}
+    monkeypatch.setenv(ENV_COUNT, "8")  # the inherited list wins; a count only truncates it
+    with acquire_gpu(timeout_s=1) as a:
+        assert a.devices == "2" and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+    with held(clean_env / "gpu2.lock"), acquire_gpu(timeout_s=1) as b:
+        assert b.devices == "3"
+    assert {p.name for p in clean_env.iterdir()} == {"gpu2.lock", "gpu3.lock"}
+    with acquire_gpu(n_devices=1, timeout_s=1) as c:
+        assert c.devices == "2"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +191,7 @@ def test_refuses_when_cuda_is_already_initialised(monkeypatch: pytest.MonkeyPatc
 
 
 def test_waits_logs_once_then_times_out(clean_env: Path, caplog) -> None:
-    with acquire_gpu(n_devices=1):
+    with acquire_gpu(n_devices=1, timeout_s=1):
         t0 = time.monotonic()
         with caplog.at_level(logging.INFO, logger="instruct_ablate.gpu_slots"):
             with pytest.raises(TimeoutError, match=rf"no free GPU slot .*all 1 busy: 0 held by pid {os.getpid()}"):
@@ -263,3 +296,95 @@ def test_sigkilled_holder_frees_its_slot(tmp_path: Path, clean_env: Path) -> Non
     with acquire_gpu(n_devices=1, poll_s=0.02, timeout_s=2) as slot:
         assert slot.devices == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
     assert time.monotonic() - t0 < 0.5
+
+
+# --- the Snakemake scripts of rules train and predict ------------------------------------------
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow_scripts"
+
+
+class _Named(list):
+    """Enough of Snakemake's Namedlist: positional items plus named attributes and keys()."""
+
+    def __init__(self, *items, **named):
+        super().__init__([*items, *named.values()])
+        self.__dict__.update(named)
+        self._names = list(named)
+
+    def keys(self):
+        return self._names
+
+
+def _run_script(name: str, smk: types.SimpleNamespace, monkeypatch, module: str) -> list[dict]:
+    """Run workflow_scripts/<name> with ``smk`` as ``snakemake``; the model call is replaced by a recorder."""
+    import importlib
+    import runpy
+
+    calls: list[dict] = []
+
+    def fake(*args, **kwargs):
+        calls.append({"args": args, "kwargs": kwargs, "cvd": os.environ.get("CUDA_VISIBLE_DEVICES")})
+
+    monkeypatch.setattr(importlib.import_module(f"instruct_ablate.{module}"), module, fake)
+    root, handlers, level = logging.getLogger(), logging.getLogger().handlers[:], logging.getLogger().level
+    try:
+        runpy.run_path(str(SCRIPTS / name), init_globals={"snakemake": smk})
+    finally:
+        for h in root.handlers:
+            if h not in handlers:
+                h.close()
+        root.handlers[:], root.level = handlers, level
+    return calls
+
+
+def _train_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        log=[str(tmp_path / "train.log")],
+        params=types.SimpleNamespace(model={"kind": "t5_random"}, training={"device": device, "max_steps": 1}),
+        input=_Named("prompts/train"),
+        output=_Named("models/m"),
+        wildcards=types.SimpleNamespace(n="10", seed="1"),
+        threads=1,
+    )
+
+
+def _predict_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
+    decoding = {"max_source_length": 64, "max_new_tokens": 8, "batch_size": 2, "device": device, "bf16": False}
+    return types.SimpleNamespace(
+        log=[str(tmp_path / "predict.log")],
+        params=types.SimpleNamespace(decoding=decoding),
+        input=_Named(model="models/m", prompts="prompts/test"),
+        output=_Named("predictions.parquet"),
+        threads=1,
+    )
+
+
+def test_train_script_pins_cuda_jobs(tmp_path: Path, clean_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_COUNT, "1")
+    (call,) = _run_script("train.py", _train_job(tmp_path, "cuda"), monkeypatch, "train")
+    assert call["cvd"] == "0" and call["args"][3].device == "cuda"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    assert "GPU slot 0 acquired: CUDA_VISIBLE_DEVICES=0" in (tmp_path / "train.log").read_text()
+
+
+def test_train_script_leaves_cpu_jobs_alone(tmp_path: Path, clean_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_COUNT, "0")  # would raise if the allocator were entered
+    (call,) = _run_script("train.py", _train_job(tmp_path, "cpu"), monkeypatch, "train")
+    assert call["cvd"] is None and call["args"][3].device == "cpu"
+    assert not clean_env.exists()
+
+
+def test_predict_script_pins_cuda_jobs(tmp_path: Path, clean_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_COUNT, "2")
+    with held(clean_env / "gpu0.lock"):
+        (call,) = _run_script("predict.py", _predict_job(tmp_path, "cuda:1"), monkeypatch, "predict")
+    assert call["cvd"] == "1" and call["kwargs"]["device"] == "cuda"  # cuda:1 is this job's only device
+    assert call["args"][0] == {"checkpoint": "models/m"}
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_predict_script_leaves_cpu_jobs_alone(tmp_path: Path, clean_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_COUNT, "0")
+    (call,) = _run_script("predict.py", _predict_job(tmp_path, "cpu"), monkeypatch, "predict")
+    assert call["cvd"] is None and call["kwargs"]["device"] == "cpu"
+    assert not clean_env.exists()

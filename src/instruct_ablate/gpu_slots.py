@@ -125,13 +125,15 @@ def _torch_device_count() -> int:
                 n = -1
             if n >= 0:
                 return n
-    out = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(out.stdout.strip().splitlines()[-1])
+    code = "import torch; print(torch.cuda.device_count())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    try:
+        return int(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(
+            f"could not count CUDA devices (exit {out.returncode}): {out.stderr.strip()[-500:]}; "
+            f"set {ENV_COUNT} to the number of GPUs"
+        ) from None
 
 
 def _cuda_initialised() -> bool:
@@ -221,11 +223,15 @@ def acquire_gpu(
 
     Raises:
         RuntimeError: no device slot (0 devices: a ``cuda`` config on a machine without CUDA, or an
-            empty ``CUDA_VISIBLE_DEVICES``), or CUDA already initialised in this process.
+            empty ``CUDA_VISIBLE_DEVICES``), the device count could not be read, or CUDA is already
+            initialised in this process.
         TimeoutError: no slot became free within ``timeout_s`` seconds.
-        ValueError: ``$INSTRUCT_ABLATE_GPU_COUNT`` or ``n_devices`` is not a non-negative integer.
+        ValueError: ``$INSTRUCT_ABLATE_GPU_COUNT`` or ``n_devices`` is not a non-negative integer, or
+            ``poll_s`` is not positive.
     """
     log = log or _log
+    if not poll_s > 0:
+        raise ValueError(f"poll_s={poll_s!r}: expected a positive number of seconds")
     previous = os.environ.get(_CVD)
     slurm_job = os.environ.get("SLURM_JOB_ID")
     inherited = None if previous is None else [d.strip() for d in previous.split(",") if d.strip()]
