@@ -21,19 +21,12 @@ from collections import Counter
 import polars as pl
 
 from .io import stable_seed
+from .labels import label_spaces
 from .metrics import normalize_answer
 
 __all__ = ["BASELINES", "baseline_predictions", "random_expected_exact_match"]
 
 BASELINES = ("random", "majority")
-
-
-def _label_spaces(tasks: pl.DataFrame) -> dict[str, list[str]]:
-    return {
-        r["task"]: list(r["label_space"])
-        for r in tasks.iter_rows(named=True)
-        if r["task_type"] == "classification" and r["label_space"]
-    }
 
 
 def baseline_predictions(tasks: pl.DataFrame, instances: pl.DataFrame, baseline: str, seed: int) -> pl.DataFrame:
@@ -46,7 +39,7 @@ def baseline_predictions(tasks: pl.DataFrame, instances: pl.DataFrame, baseline:
     """
     if baseline not in BASELINES:
         raise ValueError(f"baseline {baseline!r} is not one of {BASELINES}")
-    spaces = _label_spaces(tasks)
+    spaces = label_spaces(tasks)
     meta = tasks.select("task", "category", "task_type")
     rows = []
     for (task,), inst in instances.sort(["task", "rank"]).partition_by("task", as_dict=True, maintain_order=True).items():
@@ -81,7 +74,7 @@ def random_expected_exact_match(tasks: pl.DataFrame, instances: pl.DataFrame) ->
     Returns ``task``, ``category``, ``n_labels``, ``n_instances``,
     ``expected_exact_match`` (Float64).
     """
-    spaces = _label_spaces(tasks)
+    spaces = label_spaces(tasks)
     rows = []
     for r in tasks.filter(pl.col("task").is_in(list(spaces))).iter_rows(named=True):
         labels = [normalize_answer(lab) for lab in spaces[r["task"]]]

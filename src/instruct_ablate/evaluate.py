@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from .io import write_json, write_table
+from .labels import label_spaces
 from .metrics import aggregate, normalize_answer, score_instances
 
 __all__ = ["evaluate_predictions", "RUN_KEYS"]
@@ -33,9 +34,8 @@ def label_space_membership(scored: pl.DataFrame, tasks: pl.DataFrame) -> pl.Data
     ``tasks`` is the ingest tasks table (``task``, ``task_type``, ``label_space``).
     """
     spaces = {
-        r["task"]: (set(s.strip() for s in r["label_space"]), {normalize_answer(s) for s in r["label_space"]})
-        for r in tasks.select("task", "task_type", "label_space").iter_rows(named=True)
-        if r["task_type"] == "classification" and r["label_space"]
+        task: ({s.strip() for s in labels}, {normalize_answer(s) for s in labels})
+        for task, labels in label_spaces(tasks).items()
     }
     strict, norm = [], []
     for task, pred in zip(scored["task"].to_list(), scored["prediction"].fill_null("").to_list()):

@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 
 from .metrics import normalize_answer
 
-__all__ = ["TypingRule", "TaskTyping", "type_task", "read_overrides"]
+__all__ = ["TypingRule", "TaskTyping", "type_task", "read_overrides", "label_spaces"]
 
 TASK_TYPES = ("classification", "generation")
 
@@ -145,3 +145,16 @@ def type_task(
         labels_in_definition=mentioned,
         rule=reason,
     )
+
+
+def label_spaces(tasks) -> dict[str, list[str]]:
+    """``task -> label space`` (surface forms) for the classification tasks of an ingest tasks table.
+
+    ``tasks`` is a polars DataFrame with ``task``, ``task_type`` and ``label_space``
+    columns; generation tasks and empty label spaces are left out.
+    """
+    return {
+        r["task"]: list(r["label_space"])
+        for r in tasks.select("task", "task_type", "label_space").iter_rows(named=True)
+        if r["task_type"] == "classification" and r["label_space"]
+    }
