@@ -25,14 +25,6 @@ for _v in config["evaluation"]["extra"]:
             f"config.yaml: evaluation.extra.{_v}: not one of training_variants"
         )
 
-for _m, _spec in config["models"].items():
-    _t = {**config["training"], **_spec.get("training", {})}
-    if _t.get("effective_batch_size", 128) % _t.get("per_device_batch_size", 8):
-        raise ValueError(
-            f"config.yaml: models.{_m}: training.effective_batch_size ({_t.get('effective_batch_size', 128)}) "
-            f"must be a multiple of training.per_device_batch_size ({_t.get('per_device_batch_size', 8)})"
-        )
-
 R = config["results_dir"]
 SEP = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 
@@ -46,12 +38,17 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def workflow_path(path):
+    """A config path: a relative one is tried against the working directory, then the workflow folder."""
+    p = Path(path)
+    if not p.is_absolute() and not p.exists() and (Path(workflow.basedir) / p).exists():
+        p = Path(workflow.basedir) / p
+    return str(p)
+
+
 def niv2_dir():
-    """The NIv2 checkout; a relative path is tried against the working directory, then the workflow folder."""
-    d = Path(config["niv2_dir"])
-    if not d.is_absolute() and not d.exists() and (Path(workflow.basedir) / d).exists():
-        d = Path(workflow.basedir) / d
-    return str(d)
+    """The NIv2 checkout."""
+    return workflow_path(config["niv2_dir"])
 
 
 def split_list(part):
@@ -70,11 +67,7 @@ def task_files(wildcards):
 def overrides_file():
     """The reviewed task-type overrides file, or [] when none is configured."""
     f = config["task_typing"].get("overrides_file")
-    if not f:
-        return []
-    if not os.path.isabs(f) and not os.path.exists(f):
-        f = os.path.join(workflow.basedir, f)
-    return [f]
+    return [workflow_path(f)] if f else []
 
 
 def ingest_params(part):
@@ -107,6 +100,15 @@ def model_spec(model):
 
 def training_config(model):
     return {**config["training"], **config["models"][model].get("training", {})}
+
+
+for _m in config["models"]:
+    _t = training_config(_m)
+    if _t.get("effective_batch_size", 128) % _t.get("per_device_batch_size", 8):
+        raise ValueError(
+            f"config.yaml: models.{_m}: training.effective_batch_size ({_t.get('effective_batch_size', 128)}) "
+            f"must be a multiple of training.per_device_batch_size ({_t.get('per_device_batch_size', 8)})"
+        )
 
 
 def uses_gpu(model):

@@ -388,3 +388,17 @@ def test_predict_script_leaves_cpu_jobs_alone(tmp_path: Path, clean_env: Path, m
     (call,) = _run_script("predict.py", _predict_job(tmp_path, "cpu"), monkeypatch, "predict")
     assert call["cvd"] is None and call["kwargs"]["device"] == "cpu"
     assert not clean_env.exists()
+
+
+def test_job_device_passes_cpu_through_and_pins_cuda(tmp_path: Path, monkeypatch) -> None:
+    """CPU configs take no slot; a cuda:N config holds a slot and is told to use `cuda`."""
+    from instruct_ablate.gpu_slots import job_device
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with job_device("cpu", lock_dir=tmp_path) as device:
+        assert device == "cpu" and "CUDA_VISIBLE_DEVICES" not in os.environ
+    assert not list(tmp_path.iterdir())
+    with job_device("cuda:1", n_devices=2, lock_dir=tmp_path, timeout_s=1) as device:
+        assert device == "cuda" and os.environ["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ

@@ -1,8 +1,6 @@
 """Snakemake script of rules `predict` and `predict_untuned`: greedy predictions on test prompts."""
 
-import contextlib
-
-from instruct_ablate.gpu_slots import acquire_gpu
+from instruct_ablate.gpu_slots import job_device
 from instruct_ablate.io import setup_logging
 from instruct_ablate.predict import predict
 
@@ -12,9 +10,8 @@ if "model" in snakemake.input.keys():
     source = {"checkpoint": snakemake.input.model}
 else:
     source = {"base": snakemake.params.model, "seed": snakemake.params.seed}
-device = d["device"]
 # On CUDA: one device per job, pinned through CUDA_VISIBLE_DEVICES before CUDA initialises.
-with acquire_gpu() if str(device).startswith("cuda") else contextlib.nullcontext() as slot:
+with job_device(d["device"]) as device:
     predict(
         source,
         snakemake.input.prompts,
@@ -22,7 +19,7 @@ with acquire_gpu() if str(device).startswith("cuda") else contextlib.nullcontext
         max_source_length=d["max_source_length"],
         max_new_tokens=d["max_new_tokens"],
         batch_size=d["batch_size"],
-        device=device if slot is None else slot.torch_device(device),
+        device=device,
         bf16=d["bf16"],
         threads=snakemake.threads,
     )

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["ENV_COUNT", "ENV_LOCK_DIR", "GpuSlot", "acquire_gpu", "default_lock_dir"]
+__all__ = ["ENV_COUNT", "ENV_LOCK_DIR", "GpuSlot", "acquire_gpu", "default_lock_dir", "job_device"]
 
 ENV_COUNT = "INSTRUCT_ABLATE_GPU_COUNT"
 ENV_LOCK_DIR = "INSTRUCT_ABLATE_GPU_LOCK_DIR"
@@ -319,3 +319,18 @@ def acquire_gpu(
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         log.info("GPU slot %s released", device)
+
+
+@contextlib.contextmanager
+def job_device(requested: str, **kwargs) -> Iterator[str]:
+    """The torch device a job should use for its configured ``requested`` device.
+
+    A ``cuda`` / ``cuda:N`` device holds a GPU slot (:func:`acquire_gpu`, ``kwargs`` passed on) for
+    the ``with`` block and yields :meth:`GpuSlot.torch_device`; any other device (``cpu``, ``auto``)
+    is yielded unchanged, with no slot taken. Enter it before any ``torch.cuda`` call.
+    """
+    if not str(requested).startswith("cuda"):
+        yield requested
+        return
+    with acquire_gpu(**kwargs) as slot:
+        yield slot.torch_device(requested)
