@@ -126,6 +126,7 @@ def decoding_params(model):
         "max_source_length": t.get("max_source_length", 1024),
         "device": t.get("device", "cpu"),
         "bf16": t.get("bf16", True),
+        "attn_implementation": config["models"][model].get("attn_implementation"),
     }
 
 

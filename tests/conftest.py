@@ -117,3 +117,28 @@ def niv2_factory(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return build
+
+
+@pytest.fixture(scope="session")
+def sample_shards(tmp_path_factory) -> dict[str, Path]:
+    """Original-variant prompt shards of the embedded NIv2 sample: ``{"train": dir, "test": dir}``.
+
+    Train: the first 4 seen tasks x 16 instances; test: the first 4 unseen tasks x 16 instances.
+    """
+    import polars as pl
+
+    from instruct_ablate.ingest import ingest_split
+    from instruct_ablate.prompts import render_variant, write_shards
+    from instruct_ablate.variants import VariantSpec
+
+    root = tmp_path_factory.mktemp("sample_shards")
+    niv2 = Path(__file__).resolve().parents[1] / "data" / "niv2-sample"
+    spec = VariantSpec.from_config("original", {"definition": "original", "demonstrations": {"count": 2}})
+    out = {}
+    for part in ("train", "test"):
+        result = ingest_split(niv2, "sample", part, instances_per_task=16, seed=5, limit_tasks=4)
+        prompts, audit = render_variant(result.tasks, result.instances, spec, seed=5)
+        write_shards(prompts, audit, root / part, 2, meta={"part": part})
+        out[part] = root / part
+    assert isinstance(prompts, pl.DataFrame) and prompts.height > 0
+    return out

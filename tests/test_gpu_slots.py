@@ -340,7 +340,10 @@ def _run_script(name: str, smk: types.SimpleNamespace, monkeypatch, module: str)
 def _train_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         log=[str(tmp_path / "train.log")],
-        params=types.SimpleNamespace(model={"kind": "t5_random"}, training={"device": device, "max_steps": 1}),
+        params=types.SimpleNamespace(
+            model={"kind": "t5_random"}, training={"device": device, "max_steps": 1}, resume_dir="resume/m"
+        ),
+        config={"checkpointing": {"every_steps": 5}},
         input=_Named("prompts/train"),
         output=_Named("models/m"),
         wildcards=types.SimpleNamespace(n="10", seed="1"),
@@ -349,7 +352,7 @@ def _train_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
 
 
 def _predict_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
-    decoding = {"max_source_length": 64, "max_new_tokens": 8, "batch_size": 2, "device": device, "bf16": False}
+    decoding = {"max_source_length": 64, "max_new_tokens": 8, "batch_tokens": 256, "device": device, "bf16": False}
     return types.SimpleNamespace(
         log=[str(tmp_path / "predict.log")],
         params=types.SimpleNamespace(decoding=decoding),
@@ -379,7 +382,7 @@ def test_predict_script_pins_cuda_jobs(tmp_path: Path, clean_env: Path, monkeypa
     with held(clean_env / "gpu0.lock"):
         (call,) = _run_script("predict.py", _predict_job(tmp_path, "cuda:1"), monkeypatch, "predict")
     assert call["cvd"] == "1" and call["kwargs"]["device"] == "cuda"  # cuda:1 is this job's only device
-    assert call["args"][0] == {"checkpoint": "models/m"}
+    assert call["args"][0] == {"checkpoint": "models/m", "attn_implementation": None}
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 

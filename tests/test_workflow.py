@@ -60,31 +60,32 @@ def tiny_config(results: str = "results") -> dict:
             "max_target_length": 16,
             "device": "cpu",
         },
-        "decoding": {"max_new_tokens": 8, "batch_size": 4},
+        "decoding": {"max_new_tokens": 8, "batch_tokens": 1024},
         "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
         "report": {"title": "tiny end-to-end"},
     }
 
 
-def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config`` replacing config.yaml; return the finished process."""
+def snakemake_command(workdir: Path, config: dict, *extra: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run the workflow in ``workdir`` with ``config`` replacing config.yaml."""
     cfg_path = workdir / "config.tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONHASHSEED": "random", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    return subprocess.run(
-        [
-            *SNAKEMAKE,
-            "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(workdir),
-            "--configfile", str(cfg_path),
-            "--cores", "2",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(cfg_path),
+        "--cores", "2",
+        *extra,
+    ]
+    return cmd, env
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` replacing config.yaml; return the finished process."""
+    cmd, env = snakemake_command(workdir, config, *extra)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from instruct_ablate.predict import predict
 setup_logging(snakemake.log[0])
 d = snakemake.params.decoding
 if "model" in snakemake.input.keys():
-    source = {"checkpoint": snakemake.input.model}
+    source = {"checkpoint": snakemake.input.model, "attn_implementation": d.get("attn_implementation")}
 else:
     source = {"base": snakemake.params.model, "seed": snakemake.params.seed}
 # On CUDA: one device per job, pinned through CUDA_VISIBLE_DEVICES before CUDA initialises.
@@ -18,7 +18,8 @@ with job_device(d["device"]) as device:
         snakemake.output[0],
         max_source_length=d["max_source_length"],
         max_new_tokens=d["max_new_tokens"],
-        batch_size=d["batch_size"],
+        batch_tokens=d["batch_tokens"],
+        max_batch_size=d.get("max_batch_size"),
         device=device,
         bf16=d["bf16"],
         threads=snakemake.threads,

@@ -21,6 +21,11 @@ Model kinds (``models.<name>.kind`` in ``config.yaml``):
 * ``t5_random``: a randomly initialised T5 of the given ``config`` sizes with
   ``ByT5Tokenizer()``; needs no files (tests, speed benchmarks).
 
+Attention: ``attn_implementation`` (``sdpa`` | ``eager`` | ``flash_attention_2`` ...)
+is passed to ``transformers``; left out, ``transformers`` uses PyTorch's
+scaled-dot-product attention wherever the architecture supports it (T5 and BERT
+do) and eager attention elsewhere. :func:`attention_of` reports what a model uses.
+
 Fine-tuned checkpoints are saved with ``save_pretrained`` (safetensors) and
 loaded back with ``AutoModelForSeq2SeqLM``, whatever their kind.
 """
@@ -35,7 +40,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_pretrained", "load_base", "load_checkpoint", "source_length_limit", "resolve_device", "MODEL_KINDS"]
+__all__ = [
+    "resolve_pretrained",
+    "load_base",
+    "load_checkpoint",
+    "attention_of",
+    "source_length_limit",
+    "resolve_device",
+    "MODEL_KINDS",
+]
 
 log = logging.getLogger("instruct_ablate.models")
 
@@ -114,30 +127,35 @@ def load_base(spec: dict[str, Any], seed: int = 0):
     )
 
     kind = spec.get("kind", "seq2seq")
+    attn = spec.get("attn_implementation")
     torch.manual_seed(seed)
     if kind == "seq2seq":
         src = resolve_pretrained(spec["pretrained"])
         tokenizer = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32)
+        model = AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32, attn_implementation=attn)
     elif kind == "encoder_decoder":
         enc = resolve_pretrained(spec["pretrained"])
         dec = resolve_pretrained(spec.get("decoder") or spec["pretrained"])
         tokenizer = AutoTokenizer.from_pretrained(enc)
+        attn_kwargs = {"encoder_attn_implementation": attn, "decoder_attn_implementation": attn} if attn else {}
         model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-            enc, dec, tie_encoder_decoder=bool(spec.get("tie_encoder_decoder", False))
+            enc, dec, tie_encoder_decoder=bool(spec.get("tie_encoder_decoder", False)), **attn_kwargs
         )
         _set_special_tokens(model, tokenizer)
         _warm_start_decoder(model, spec)
     elif kind == "t5_random":
         tokenizer = ByT5Tokenizer()
         sizes = dict(spec.get("config") or {})
-        cfg = T5Config(
-            vocab_size=len(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.pad_token_id,
+        fields = {
+            "vocab_size": len(tokenizer),  # a larger vocab_size (e.g. T5's 32128) sizes the embeddings like T5's
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "decoder_start_token_id": tokenizer.pad_token_id,
             **sizes,
-        )
+        }
+        if fields["vocab_size"] < len(tokenizer):
+            raise ValueError(f"t5_random: config.vocab_size {fields['vocab_size']} < the tokenizer's {len(tokenizer)}")
+        cfg = T5Config(**fields, **({"attn_implementation": attn} if attn else {}))
         model = T5ForConditionalGeneration(cfg)
     else:
         raise ValueError(f"model kind {kind!r} is not one of {MODEL_KINDS}")
@@ -145,17 +163,27 @@ def load_base(spec: dict[str, Any], seed: int = 0):
     return model, tokenizer
 
 
-def load_checkpoint(path: str | os.PathLike):
-    """Load a fine-tuned checkpoint directory written by :func:`instruct_ablate.train.train`."""
+def load_checkpoint(path: str | os.PathLike, attn_implementation: str | None = None):
+    """Load a fine-tuned checkpoint directory written by :func:`instruct_ablate.train.train`.
+
+    Returns ``(model, tokenizer)``, float32, eval mode, on CPU. Raises
+    ``FileNotFoundError`` when ``path`` holds no ``config.json``.
+    """
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a checkpoint directory (config.json missing)")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation)
     model.eval()
     return model, tokenizer
+
+
+def attention_of(model) -> str:
+    """The attention implementation a loaded model runs (its encoder's, for ``EncoderDecoderModel``)."""
+    cfg = getattr(model.config, "encoder", None) or model.config
+    return str(getattr(cfg, "_attn_implementation", None) or getattr(model.config, "_attn_implementation", "eager"))
 
 
 def source_length_limit(model, configured: int) -> int:

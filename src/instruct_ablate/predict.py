@@ -1,31 +1,157 @@
 """Greedy decoding of a variant's test prompts with a fine-tuned or an untuned model.
 
-NIv2 and Kung & Peng (2023) decode greedily with at most 128 new tokens. Prompts
-are sorted by length (longest first) and decoded in batches, with the KV cache,
-each sequence stopping at its end token; results are written back in the
-shard's order.
+NIv2 and Kung & Peng (2023) decode greedily with at most 128 new tokens. The
+decoder here does the same work as ``model.generate(do_sample=False,
+num_beams=1)`` run on one prompt at a time, but batched without waste:
+
+* prompts are sorted by token length (longest first), so a batch pads little;
+* a batch holds as many prompts as fit a **token budget**
+  (``rows x (longest prompt + max_new_tokens) <= batch_tokens``), so short prompts
+  go in large batches and long ones in small batches, at a bounded memory;
+* the encoder runs once per batch; the decoder reuses its key/value cache
+  (self- and cross-attention) and each step feeds one token per sequence;
+* a sequence that emits its end token leaves the batch: its rows are dropped
+  from the cache, so the remaining steps compute only on unfinished sequences
+  (``model.generate`` keeps finished rows until the whole batch is done);
+* on CUDA the model runs in bf16.
+
+Results are written back in the shard's order. Greedy decoding is a pure
+argmax: models whose generation config asks for logits processors
+(repetition penalty, n-gram blocking, forced or suppressed tokens, a minimum
+length) are decoded with ``model.generate`` per batch instead (same sorting and
+budget), so their predictions still follow their own configuration.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import polars as pl
 import torch
 from tqdm.auto import tqdm
 
-from .batching import encode_sources
+from .batching import encode_sources, pad_batch
 from .io import write_table
 from .models import load_base, load_checkpoint, resolve_device, source_length_limit
 from .prompts import read_shards
 
-__all__ = ["generate", "predict"]
+__all__ = ["plan_batches", "greedy_decode", "generate", "predict"]
 
 log = logging.getLogger("instruct_ablate.predict")
+
+# Generation-config fields that change greedy decoding beyond argmax, with their neutral values.
+_PROCESSOR_DEFAULTS = {
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "bad_words_ids": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+}
+
+
+def plan_batches(
+    lengths: Sequence[int], *, max_new_tokens: int, batch_tokens: int, max_batch_size: int | None = None
+) -> list[list[int]]:
+    """Cut prompt indices into batches under a token budget, longest prompts first.
+
+    ``lengths`` are prompt lengths in tokens. Indices are sorted by length
+    (descending; ties keep input order) and taken greedily: a batch grows while
+    ``rows x (its longest prompt + max_new_tokens) <= batch_tokens`` and, when
+    given, ``rows <= max_batch_size``. A prompt that alone exceeds the budget
+    gets a batch of its own. Returns lists of indices; every index appears once.
+    Raises ``ValueError`` for a non-positive budget.
+    """
+    if batch_tokens < 1:
+        raise ValueError(f"decoding.batch_tokens must be positive, got {batch_tokens}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            cur = batches[-1]
+            width = lengths[cur[0]] + max_new_tokens  # the first (longest) prompt sets the batch width
+            if (len(cur) + 1) * width <= batch_tokens and (max_batch_size is None or len(cur) < max_batch_size):
+                cur.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
+def _special_ids(model) -> tuple[int, int]:
+    gen = model.generation_config
+    start = gen.decoder_start_token_id
+    if start is None:
+        start = model.config.decoder_start_token_id
+    eos = gen.eos_token_id if gen.eos_token_id is not None else model.config.eos_token_id
+    if isinstance(eos, (list, tuple)):
+        eos = eos[0] if len(eos) == 1 else list(eos)
+    if start is None or eos is None:
+        raise ValueError("the model's generation config names no decoder_start_token_id or eos_token_id")
+    return int(start), eos
+
+
+def _needs_generate(model) -> list[str]:
+    """Generation-config fields that ask for more than argmax (then ``model.generate`` decodes)."""
+    gen = model.generation_config
+    return [k for k, neutral in _PROCESSOR_DEFAULTS.items() if getattr(gen, k, None) not in (None, neutral, [], {})]
+
+
+@torch.inference_mode()
+def greedy_decode(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int
+) -> tuple[list[list[int]], int]:
+    """Greedy-decode one batch of an encoder-decoder model; drop each sequence from the batch at its end token.
+
+    ``input_ids`` and ``attention_mask`` are ``LongTensor[rows, width]`` (right-padded, on
+    the model's device). Returns ``(tokens, decoder_tokens)``: for each row the generated
+    token ids without the start and end tokens (at most ``max_new_tokens``), and the
+    number of decoder positions computed (sum over steps of the rows still running).
+    Follows ``transformers``' greedy search (argmax of the last position's logits, the
+    KV cache reused), which it matches token for token.
+    """
+    from transformers.modeling_outputs import BaseModelOutput
+
+    start, eos = _special_ids(model)
+    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=input_ids.device)
+    hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    mask = attention_mask
+    rows = input_ids.shape[0]
+    alive = torch.arange(rows, device=input_ids.device)
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    step_input = torch.full((rows, 1), start, dtype=torch.long, device=input_ids.device)
+    cache = None
+    computed = 0
+    for _ in range(max_new_tokens):
+        out = model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+            attention_mask=mask,
+            decoder_input_ids=step_input,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        computed += int(alive.numel())
+        cache = out.past_key_values
+        next_tok = out.logits[:, -1, :].argmax(dim=-1)
+        done = torch.isin(next_tok, eos_ids)
+        for row, tok, fin in zip(alive.tolist(), next_tok.tolist(), done.tolist()):
+            if not fin:
+                tokens[row].append(tok)
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            hidden, mask, alive, next_tok = hidden[keep], mask[keep], alive[keep], next_tok[keep]
+        step_input = next_tok[:, None]
+    return tokens, computed
 
 
 @torch.inference_mode()
@@ -35,47 +161,57 @@ def generate(
     sources: list[list[int]],
     *,
     max_new_tokens: int = 128,
-    batch_size: int = 32,
+    batch_tokens: int = 16384,
+    max_batch_size: int | None = None,
     device: torch.device = torch.device("cpu"),
-    bf16: bool = True,
     desc: str = "predict",
 ) -> list[str]:
     """Greedy-decode each token-id list of ``sources``; return the decoded strings in input order.
 
-    Special tokens are skipped and surrounding whitespace stripped.
+    ``model`` must already be on ``device`` (in the dtype to decode in). Batches come from
+    :func:`plan_batches`; special tokens are skipped and surrounding whitespace stripped.
+    Progress (instances, new tokens per second) goes to a tqdm bar and, every tenth of
+    the work, to the log.
     """
-    order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
-    out: list[str] = [""] * len(sources)
     pad_id = tokenizer.pad_token_id
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and bf16
-        else contextlib.nullcontext()
+    batches = plan_batches(
+        [len(s) for s in sources], max_new_tokens=max_new_tokens, batch_tokens=batch_tokens, max_batch_size=max_batch_size
     )
+    fallback = _needs_generate(model)
+    if fallback:
+        log.warning("generation config sets %s: decoding each batch with model.generate", ", ".join(fallback))
+    log.info(
+        "decoding %d prompts in %d batches (token budget %d, %d to %d rows), at most %d new tokens",
+        len(sources), len(batches), batch_tokens, min(map(len, batches), default=0),
+        max(map(len, batches), default=0), max_new_tokens,
+    )
+    out: list[str] = [""] * len(sources)
     bar = tqdm(total=len(sources), desc=desc, unit="inst")
-    start, new_tokens = time.perf_counter(), 0
-    for k in range(0, len(order), batch_size):
-        idx = order[k : k + batch_size]
-        width = max(len(sources[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(idx):
-            ids[row, : len(sources[i])] = torch.tensor(sources[i])
-            mask[row, : len(sources[i])] = 1
-        with autocast:
+    start, new_tokens, done_inst, next_log = time.perf_counter(), 0, 0, 0
+    for batch in batches:
+        ids, mask = pad_batch([sources[i] for i in batch], pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        if fallback:
             gen = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                num_beams=1,
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
             )
-        texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
-        for i, text in zip(idx, texts):
+            seqs = gen.tolist()
+            new_tokens += int((gen[:, 1:] != pad_id).sum())
+        else:
+            seqs, _ = greedy_decode(model, ids, mask, max_new_tokens=max_new_tokens)
+            new_tokens += sum(len(s) for s in seqs)
+        for i, text in zip(batch, tokenizer.batch_decode(seqs, skip_special_tokens=True)):
             out[i] = text.strip()
-        new_tokens += int((gen != pad_id).sum())
-        bar.update(len(idx))
-        bar.set_postfix(new_tok_s=f"{new_tokens / max(time.perf_counter() - start, 1e-9):.0f}")
+        done_inst += len(batch)
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        bar.update(len(batch))
+        bar.set_postfix(inst_s=f"{done_inst / elapsed:.1f}", new_tok_s=f"{new_tokens / elapsed:.0f}")
+        if done_inst >= next_log or done_inst == len(sources):
+            log.info(
+                "%d/%d instances, %.1f instances/s, %.0f new tokens/s",
+                done_inst, len(sources), done_inst / elapsed, new_tokens / elapsed,
+            )
+            next_log = done_inst + max(1, len(sources) // 10)
     bar.close()
     return out
 
@@ -87,35 +223,43 @@ def predict(
     *,
     max_source_length: int = 1024,
     max_new_tokens: int = 128,
-    batch_size: int = 32,
+    batch_tokens: int = 16384,
+    max_batch_size: int | None = None,
     device: str = "auto",
     bf16: bool = True,
     threads: int | None = None,
 ) -> pl.DataFrame:
     """Predict every instance of the test shards in ``shard_dir``; write ``out_path`` (Parquet).
 
-    ``model_source`` is ``{"checkpoint": dir}`` for a fine-tuned model or
-    ``{"base": spec, "seed": int}`` for the untuned baseline. The table has one
-    row per instance: ``task``, ``id``, ``category``, ``task_type``,
+    ``model_source`` is ``{"checkpoint": dir}`` (optionally with
+    ``"attn_implementation"``) for a fine-tuned model or ``{"base": spec, "seed": int}``
+    for the untuned baseline. On CUDA with
+    ``bf16`` the model decodes in bfloat16, elsewhere in float32. The table has
+    one row per instance: ``task``, ``id``, ``category``, ``task_type``,
     ``prediction``, ``references`` (List[String]) and ``source_tokens``.
     """
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     if "checkpoint" in model_source:
-        model, tokenizer = load_checkpoint(model_source["checkpoint"])
+        model, tokenizer = load_checkpoint(model_source["checkpoint"], model_source.get("attn_implementation"))
     else:
         model, tokenizer = load_base(model_source["base"], seed=int(model_source.get("seed", 0)))
-    model.to(dev)
+    dtype = torch.bfloat16 if dev.type == "cuda" and bf16 else torch.float32
+    model.to(device=dev, dtype=dtype)
     data = read_shards(shard_dir).sort(["task", "rank"])
     max_src = source_length_limit(model, max_source_length)
     sources = encode_sources(data, tokenizer, max_src, desc="tokenise test")
     start = time.perf_counter()
     preds = generate(
-        model, tokenizer, sources, max_new_tokens=max_new_tokens, batch_size=batch_size, device=dev, bf16=bf16
+        model, tokenizer, sources, max_new_tokens=max_new_tokens, batch_tokens=batch_tokens,
+        max_batch_size=max_batch_size, device=dev,
     )
     elapsed = time.perf_counter() - start
-    log.info("predicted %d instances in %.1f s (%.1f instances/s)", len(preds), elapsed, len(preds) / max(elapsed, 1e-9))
+    log.info(
+        "predicted %d instances in %.1f s (%.1f instances/s) on %s in %s",
+        len(preds), elapsed, len(preds) / max(elapsed, 1e-9), dev, str(dtype).removeprefix("torch."),
+    )
     table = data.select("task", "id", "category", "task_type").with_columns(
         pl.Series("prediction", preds, dtype=pl.String),
         data["references"],

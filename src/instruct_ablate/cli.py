@@ -1,0 +1,122 @@
+"""Command line for the model stages outside Snakemake: ``instruct-ablate train|predict``.
+
+The Snakemake rules call the same functions (:func:`instruct_ablate.train.train`,
+:func:`instruct_ablate.predict.predict`); this entry point serves quick
+experiments, debugging a single job, and the resumption tests, which kill a real
+training process. Model specs and training settings take the keys of
+``config.yaml`` (``models.<name>``, ``training``) as JSON or as a YAML/JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _mapping(text: str, what: str) -> dict[str, Any]:
+    """A JSON object given inline or as a path to a .json/.yaml file."""
+    path = Path(text)
+    if not text.lstrip().startswith("{") and path.is_file():
+        import yaml
+
+        value = yaml.safe_load(path.read_text())
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"--{what}: neither a file nor valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise SystemExit(f"--{what}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="instruct-ablate",
+        description="Fine-tune on or predict from instruct-ablate prompt shards (the model stages of the workflow).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser(
+        "train",
+        help="instruction-tune a model on a variant's training shards",
+        description="Fine-tune a model on prompt shards (results/prompts/<variant>/train). With --resume-dir the "
+        "job saves its resume state there and a killed job, started again with the same arguments, resumes.",
+    )
+    t.add_argument("--shards", required=True, help="training prompt shard folder")
+    t.add_argument("--out", required=True, help="checkpoint folder to write (atomically)")
+    t.add_argument("--model", required=True, help='model spec as JSON or a YAML file, e.g. \'{"kind": "t5_random"}\'')
+    t.add_argument("--training", default="{}", help="training settings (config.yaml's `training` keys) as JSON or file")
+    t.add_argument("--instances-per-task", type=int, required=True, help="training instances per task")
+    t.add_argument("--seed", type=int, default=1, help="training seed (new weights, batch order)")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    t.add_argument("--resume-dir", default=None, help="folder for the resume state (off when left out)")
+    t.add_argument("--checkpoint-every-steps", type=int, default=None, help="save the resume state every N steps")
+    t.add_argument("--checkpoint-every-minutes", type=float, default=None, help="... and/or every N minutes")
+    t.add_argument("--log", default=None, help="also write the log to this file")
+
+    q = sub.add_parser(
+        "predict",
+        help="greedy predictions for a variant's test shards",
+        description="Greedy-decode every test prompt (results/prompts/<variant>/test) with a checkpoint.",
+    )
+    q.add_argument("--shards", required=True, help="test prompt shard folder")
+    q.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint folder")
+    q.add_argument("--out", required=True, help="predictions Parquet file to write")
+    q.add_argument("--max-source-length", type=int, default=1024, help="prompt tokens (capped by the model)")
+    q.add_argument("--max-new-tokens", type=int, default=128, help="NIv2: 128")
+    q.add_argument("--batch-tokens", type=int, default=16384, help="rows x (longest prompt + max new tokens)")
+    q.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    q.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    q.add_argument("--log", default=None, help="also write the log to this file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a usage error, as argparse)."""
+    args = _parser().parse_args(argv)
+    from .io import setup_logging
+
+    setup_logging(args.log)
+    if args.command == "train":
+        from .train import Checkpointing, TrainingConfig, TrainingPreempted, train
+
+        checkpointing = Checkpointing(args.checkpoint_every_steps, args.checkpoint_every_minutes)
+        try:
+            train(
+                _mapping(args.model, "model"),
+                args.shards,
+                args.out,
+                TrainingConfig.from_dict(_mapping(args.training, "training")),
+                instances_per_task=args.instances_per_task,
+                seed=args.seed,
+                threads=args.threads,
+                resume_dir=args.resume_dir,
+                checkpointing=checkpointing,
+            )
+        except TrainingPreempted as exc:
+            print(f"instruct-ablate train: {exc}", file=sys.stderr)
+            return 128 + 15  # as a process ended by SIGTERM
+    else:
+        from .predict import predict
+
+        predict(
+            {"checkpoint": args.checkpoint},
+            args.shards,
+            args.out,
+            max_source_length=args.max_source_length,
+            max_new_tokens=args.max_new_tokens,
+            batch_tokens=args.batch_tokens,
+            device=args.device,
+            threads=args.threads,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
