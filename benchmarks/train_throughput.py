@@ -10,7 +10,7 @@ read from the kernel (CPU); on CUDA the peak allocated GPU memory is also given.
 Sides:
   ours              instruct_ablate.train.train (length-grouped micro-batches, dynamic padding)
   trainer           Seq2SeqTrainer, defaults (random micro-batches, DataCollatorForSeq2Seq dynamic padding)
-  trainer-grouped   Seq2SeqTrainer with group_by_length=True (its own length grouping), for reference
+  trainer-grouped   Seq2SeqTrainer with train_sampling_strategy="group_by_length" (its own length grouping), for reference
 
 On CUDA it also prints model FLOPs utilisation: 6 x parameters x tokens/s over the GPU's dense bf16 peak.
 
@@ -35,7 +35,7 @@ SIDES = ("ours", "trainer", "trainer-grouped")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Examples")[1],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Examples" + __doc__.split("Examples")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(PRESETS), default="minilm")
     p.add_argument("--niv2", type=Path, default=default_niv2(), help="NIv2 checkout (default: ../shared/niv2)")
@@ -130,7 +130,7 @@ def worker_trainer(a, grouped: bool) -> dict:
             gradient_accumulation_steps=a.batch // a.micro_batch, max_steps=a.steps, learning_rate=a.lr,
             lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
             optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=cuda, use_cpu=not cuda,
-            group_by_length=grouped, save_strategy="no", report_to=[], logging_steps=10**6, seed=a.seed,
+            train_sampling_strategy="group_by_length" if grouped else "random", save_strategy="no", report_to=[], logging_steps=10**6, seed=a.seed,
             dataloader_num_workers=0, disable_tqdm=True,
         )
         trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=ds, data_collator=collate,

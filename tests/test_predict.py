@@ -117,19 +117,31 @@ def test_batched_greedy_equals_unbatched_greedy_minilm(minilm_model, sample_shar
     assert len(set(ref_texts)) >= len(sources) // 2
     assert gap > 1e-4  # no decision is left to float rounding
 
-    # Several batch shapes: the token budget cutting mixed sizes, one batch of every prompt.
-    for budget in (700, 3000, 1_000_000):
-        texts = generate(model, tokenizer, sources, max_new_tokens=max_new, batch_tokens=budget)
-        assert texts == ref_texts, f"batch_tokens={budget}"
+    # Several batch shapes: the token budget cutting mixed sizes, one batch of every prompt; with and
+    # without handing stragglers over (they go on from their tokens so far in batches of their own).
+    handed_over = {}
+    for budget, handover in ((700, 4), (3000, 4), (1_000_000, 2), (3000, None)):
+        stats = {}
+        texts = generate(model, tokenizer, sources, max_new_tokens=max_new, batch_tokens=budget,
+                         handover_every=handover, stats=stats)
+        assert texts == ref_texts, f"batch_tokens={budget}, handover_every={handover}"
+        handed_over[budget, handover] = stats["handed_over"]
+    assert handed_over[3000, None] == 0 and sum(handed_over.values()) > 0, handed_over
 
     # Token ids, too, for one batch holding every prompt (the widest padding).
     from instruct_ablate.batching import pad_batch
 
     ids, mask = pad_batch(sources, tokenizer.pad_token_id)
-    tokens, computed = greedy_decode(model, ids, mask, max_new_tokens=max_new)
-    assert tokens == ref_ids
+    tokens, computed, left = greedy_decode(model, ids, mask, max_new_tokens=max_new)
+    assert tokens == ref_ids and left == []
     # Finished sequences left the batch: decoder positions computed = tokens emitted + end tokens.
     assert computed == sum(len(t) + (len(t) < max_new) for t in tokens) < len(sources) * max_new
+
+    # Going on from a prefix (how stragglers resume) gives the same tokens as decoding from scratch.
+    long = [k for k, t in enumerate(ref_ids) if len(t) == max_new]
+    ids, mask = pad_batch([sources[k] for k in long], tokenizer.pad_token_id)
+    resumed, _, _ = greedy_decode(model, ids, mask, max_new_tokens=max_new, prefixes=[ref_ids[k][:5] for k in long])
+    assert resumed == [ref_ids[k] for k in long]
 
 
 def test_batched_greedy_equals_unbatched_greedy_t5(sample_shards):
@@ -154,6 +166,10 @@ def test_batched_greedy_equals_unbatched_greedy_t5(sample_shards):
 
     ids, mask = pad_batch(sources, tokenizer.pad_token_id)
     assert greedy_decode(model, ids, mask, max_new_tokens=32)[0] == ref_ids
+    stats = {}
+    assert generate(model, tokenizer, sources, max_new_tokens=32, batch_tokens=4000, handover_every=2,
+                    stats=stats) == ref_texts
+    assert stats["handed_over"] > 0
 
 
 def test_models_asking_for_logits_processors_are_decoded_by_generate(minilm_model, sample_shards):

@@ -20,6 +20,7 @@ with job_device(d["device"]) as device:
         max_new_tokens=d["max_new_tokens"],
         batch_tokens=d["batch_tokens"],
         max_batch_size=d.get("max_batch_size"),
+        handover_every=d.get("handover_every", 8),
         device=device,
         bf16=d["bf16"],
         threads=snakemake.threads,

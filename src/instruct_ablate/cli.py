@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--max-source-length", type=int, default=1024, help="prompt tokens (capped by the model)")
     q.add_argument("--max-new-tokens", type=int, default=128, help="NIv2: 128")
     q.add_argument("--batch-tokens", type=int, default=16384, help="rows x (longest prompt + max new tokens)")
+    q.add_argument("--handover-every", type=int, default=8, help="straggler hand-over after N new tokens (0: off)")
     q.add_argument("--device", default="auto", help="auto | cpu | cuda")
     q.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     q.add_argument("--log", default=None, help="also write the log to this file")
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             max_source_length=args.max_source_length,
             max_new_tokens=args.max_new_tokens,
             batch_tokens=args.batch_tokens,
+            handover_every=args.handover_every or None,
             device=args.device,
             threads=args.threads,
         )

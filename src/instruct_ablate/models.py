@@ -19,7 +19,10 @@ Model kinds (``models.<name>.kind`` in ``config.yaml``):
   ``lm_head_transform_init: identity`` starts it as the identity, so the
   output layer begins as the (tied) input embeddings;
 * ``t5_random``: a randomly initialised T5 of the given ``config`` sizes with
-  ``ByT5Tokenizer()``; needs no files (tests, speed benchmarks).
+  ``ByT5Tokenizer()`` (needs no files: tests) or the tokenizer named by ``tokenizer``
+  (a hub id, path or ``pkg:``; e.g. the default model's WordPiece tokenizer, which
+  gives subword sequence lengths like T5's: speed benchmarks). Its end token is the
+  tokenizer's EOS (or ``[SEP]``), decoding starts from the pad token, as in T5.
 
 Attention: ``attn_implementation`` (``sdpa`` | ``eager`` | ``flash_attention_2`` ...)
 is passed to ``transformers``; left out, ``transformers`` uses PyTorch's
@@ -144,12 +147,16 @@ def load_base(spec: dict[str, Any], seed: int = 0):
         _set_special_tokens(model, tokenizer)
         _warm_start_decoder(model, spec)
     elif kind == "t5_random":
-        tokenizer = ByT5Tokenizer()
+        if spec.get("tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(spec["tokenizer"]))
+        else:
+            tokenizer = ByT5Tokenizer()
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         sizes = dict(spec.get("config") or {})
         fields = {
             "vocab_size": len(tokenizer),  # a larger vocab_size (e.g. T5's 32128) sizes the embeddings like T5's
             "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
+            "eos_token_id": eos,
             "decoder_start_token_id": tokenizer.pad_token_id,
             **sizes,
         }

@@ -13,6 +13,9 @@ num_beams=1)`` run on one prompt at a time, but batched without waste:
 * a sequence that emits its end token leaves the batch: its rows are dropped
   from the cache, so the remaining steps compute only on unfinished sequences
   (``model.generate`` keeps finished rows until the whole batch is done);
+* when few sequences of a batch are still running (long outputs among short
+  ones), they are handed over to a pool of such stragglers from every batch,
+  which is decoded in full batches, each going on from its tokens so far;
 * on CUDA the model runs in bf16.
 
 Results are written back in the shard's order. Greedy decoding is a pure
@@ -106,30 +109,45 @@ def _needs_generate(model) -> list[str]:
 
 @torch.inference_mode()
 def greedy_decode(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int
-) -> tuple[list[list[int]], int]:
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    prefixes: list[list[int]] | None = None,
+    handover_at: int | None = None,
+) -> tuple[list[list[int]], int, list[int]]:
     """Greedy-decode one batch of an encoder-decoder model; drop each sequence from the batch at its end token.
 
     ``input_ids`` and ``attention_mask`` are ``LongTensor[rows, width]`` (right-padded, on
-    the model's device). Returns ``(tokens, decoder_tokens)``: for each row the generated
-    token ids without the start and end tokens (at most ``max_new_tokens``), and the
-    number of decoder positions computed (sum over steps of the rows still running).
-    Follows ``transformers``' greedy search (argmax of the last position's logits, the
-    KV cache reused), which it matches token for token.
+    the model's device). ``prefixes``: tokens already generated for each row, all of
+    one length ``p`` (decoding goes on from there: the decoder reads start token +
+    prefix in one pass, then one token per step). ``handover_at``: at that many
+    generated tokens, if at most half of the batch's rows are still running, stop and
+    hand them over (see :func:`generate`).
+
+    Returns ``(tokens, decoder_positions, handed_over)``: for each row its generated
+    token ids (prefix included, start and end tokens excluded, at most
+    ``max_new_tokens``), the number of decoder positions computed, and the rows handed
+    over unfinished. Follows ``transformers``' greedy search (argmax of the last
+    position's logits, KV cache reused), which it matches token for token.
     """
     from transformers.modeling_outputs import BaseModelOutput
 
     start, eos = _special_ids(model)
-    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=input_ids.device)
+    dev = input_ids.device
+    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=dev)
+    rows = input_ids.shape[0]
+    tokens: list[list[int]] = [list(p) for p in prefixes] if prefixes else [[] for _ in range(rows)]
+    done_len = len(tokens[0]) if rows else 0
+    if any(len(t) != done_len for t in tokens):
+        raise ValueError("greedy_decode: every prefix of a batch must have the same length")
     hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     mask = attention_mask
-    rows = input_ids.shape[0]
-    alive = torch.arange(rows, device=input_ids.device)
-    tokens: list[list[int]] = [[] for _ in range(rows)]
-    step_input = torch.full((rows, 1), start, dtype=torch.long, device=input_ids.device)
-    cache = None
-    computed = 0
-    for _ in range(max_new_tokens):
+    alive = torch.arange(rows, device=dev)
+    step_input = torch.tensor([[start, *t] for t in tokens], dtype=torch.long, device=dev)
+    cache, computed = None, 0
+    for generated in range(done_len, max_new_tokens):
         out = model(
             encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
             attention_mask=mask,
@@ -137,7 +155,7 @@ def greedy_decode(
             past_key_values=cache,
             use_cache=True,
         )
-        computed += int(alive.numel())
+        computed += int(step_input.numel())
         cache = out.past_key_values
         next_tok = out.logits[:, -1, :].argmax(dim=-1)
         done = torch.isin(next_tok, eos_ids)
@@ -150,8 +168,10 @@ def greedy_decode(
             keep = (~done).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
             hidden, mask, alive, next_tok = hidden[keep], mask[keep], alive[keep], next_tok[keep]
+        if handover_at is not None and generated + 1 == handover_at < max_new_tokens and 2 * alive.numel() <= rows:
+            return tokens, computed, alive.tolist()
         step_input = next_tok[:, None]
-    return tokens, computed
+    return tokens, computed, []
 
 
 @torch.inference_mode()
@@ -164,55 +184,84 @@ def generate(
     batch_tokens: int = 16384,
     max_batch_size: int | None = None,
     device: torch.device = torch.device("cpu"),
+    handover_every: int | None = 8,
     desc: str = "predict",
+    stats: dict[str, int] | None = None,
 ) -> list[str]:
     """Greedy-decode each token-id list of ``sources``; return the decoded strings in input order.
 
     ``model`` must already be on ``device`` (in the dtype to decode in). Batches come from
-    :func:`plan_batches`; special tokens are skipped and surrounding whitespace stripped.
-    Progress (instances, new tokens per second) goes to a tqdm bar and, every tenth of
-    the work, to the log.
+    :func:`plan_batches`. Straggler hand-over: once a batch has generated
+    ``handover_every`` tokens (then 2x, 4x, ... as many), if at most half of its rows are
+    still running, those rows leave it and wait in a pool with the stragglers of other
+    batches; the pool is decoded in full batches (token budget again), each straggler
+    going on from the tokens it has. So a few long outputs never keep a nearly empty
+    batch running for the rest of ``max_new_tokens``. ``None`` turns it off.
+
+    Special tokens are skipped and surrounding whitespace stripped. Progress (instances,
+    new tokens per second) goes to a tqdm bar and, every tenth of the work, to the log.
+    ``stats``, when given, receives counters: batches, handed_over, decoder_positions.
     """
     pad_id = tokenizer.pad_token_id
-    batches = plan_batches(
-        [len(s) for s in sources], max_new_tokens=max_new_tokens, batch_tokens=batch_tokens, max_batch_size=max_batch_size
-    )
     fallback = _needs_generate(model)
     if fallback:
         log.warning("generation config sets %s: decoding each batch with model.generate", ", ".join(fallback))
+    counters = {"batches": 0, "handed_over": 0, "decoder_positions": 0}
     log.info(
-        "decoding %d prompts in %d batches (token budget %d, %d to %d rows), at most %d new tokens",
-        len(sources), len(batches), batch_tokens, min(map(len, batches), default=0),
-        max(map(len, batches), default=0), max_new_tokens,
+        "decoding %d prompts, token budget %d per batch, at most %d new tokens", len(sources), batch_tokens,
+        max_new_tokens,
     )
     out: list[str] = [""] * len(sources)
     bar = tqdm(total=len(sources), desc=desc, unit="inst")
     start, new_tokens, done_inst, next_log = time.perf_counter(), 0, 0, 0
-    for batch in batches:
-        ids, mask = pad_batch([sources[i] for i in batch], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        if fallback:
-            gen = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
-            )
-            seqs = gen.tolist()
-            new_tokens += int((gen[:, 1:] != pad_id).sum())
-        else:
-            seqs, _ = greedy_decode(model, ids, mask, max_new_tokens=max_new_tokens)
-            new_tokens += sum(len(s) for s in seqs)
-        for i, text in zip(batch, tokenizer.batch_decode(seqs, skip_special_tokens=True)):
-            out[i] = text.strip()
-        done_inst += len(batch)
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        bar.update(len(batch))
-        bar.set_postfix(inst_s=f"{done_inst / elapsed:.1f}", new_tok_s=f"{new_tokens / elapsed:.0f}")
-        if done_inst >= next_log or done_inst == len(sources):
-            log.info(
-                "%d/%d instances, %.1f instances/s, %.0f new tokens/s",
-                done_inst, len(sources), done_inst / elapsed, new_tokens / elapsed,
-            )
-            next_log = done_inst + max(1, len(sources) // 10)
+    # Work by prefix length: 0 (every prompt) first, then each hand-over level's pool.
+    pending: dict[int, list[tuple[int, list[int]]]] = {0: [(i, []) for i in range(len(sources))]}
+    while pending:
+        level = min(pending)
+        items = pending.pop(level)
+        handover = None if fallback or not handover_every else (handover_every if level == 0 else 2 * level)
+        plan = plan_batches([len(sources[i]) for i, _ in items], max_new_tokens=max_new_tokens,
+                            batch_tokens=batch_tokens, max_batch_size=max_batch_size)
+        for batch in plan:
+            idx = [items[k][0] for k in batch]
+            ids, mask = pad_batch([sources[i] for i in idx], pad_id)
+            ids, mask = ids.to(device), mask.to(device)
+            counters["batches"] += 1
+            if fallback:
+                gen = model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+                )
+                seqs, left = gen.tolist(), []
+                new_tokens += int((gen[:, 1:] != pad_id).sum())
+            else:
+                seqs, computed, left = greedy_decode(
+                    model, ids, mask, max_new_tokens=max_new_tokens,
+                    prefixes=[items[k][1] for k in batch] if level else None, handover_at=handover,
+                )
+                counters["decoder_positions"] += computed
+                new_tokens += sum(len(s) for s in seqs) - level * len(seqs)
+            if left:
+                pending.setdefault(handover, []).extend((idx[r], seqs[r]) for r in left)
+                counters["handed_over"] += len(left)
+            finished = [r for r in range(len(idx)) if r not in set(left)]
+            texts = tokenizer.batch_decode([seqs[r] for r in finished], skip_special_tokens=True)
+            for r, text in zip(finished, texts):
+                out[idx[r]] = text.strip()
+            done_inst += len(finished)
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            bar.update(len(finished))
+            bar.set_postfix(inst_s=f"{done_inst / elapsed:.1f}", new_tok_s=f"{new_tokens / elapsed:.0f}")
+            if done_inst >= next_log or done_inst == len(sources):
+                log.info(
+                    "%d/%d instances, %.1f instances/s, %.0f new tokens/s",
+                    done_inst, len(sources), done_inst / elapsed, new_tokens / elapsed,
+                )
+                next_log = done_inst + max(1, len(sources) // 10)
     bar.close()
+    log.info("%d batches, %d stragglers handed over, %d decoder positions", counters["batches"],
+             counters["handed_over"], counters["decoder_positions"])
+    if stats is not None:
+        stats.update(counters)
     return out
 
 
@@ -225,6 +274,7 @@ def predict(
     max_new_tokens: int = 128,
     batch_tokens: int = 16384,
     max_batch_size: int | None = None,
+    handover_every: int | None = 8,
     device: str = "auto",
     bf16: bool = True,
     threads: int | None = None,
@@ -253,7 +303,7 @@ def predict(
     start = time.perf_counter()
     preds = generate(
         model, tokenizer, sources, max_new_tokens=max_new_tokens, batch_tokens=batch_tokens,
-        max_batch_size=max_batch_size, device=dev,
+        max_batch_size=max_batch_size, handover_every=handover_every, device=dev,
     )
     elapsed = time.perf_counter() - start
     log.info(
