@@ -19,10 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 # Randomly initialised T5s need no weights: speed depends on sizes, not on values.
+# The vocabulary is the tokenizer's (WordPiece, 30522 entries; T5's has 32128), so that every id a random
+# model emits decodes to a word piece and outputs can be compared as strings.
 T5_SMALL = {"d_model": 512, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": 6, "num_heads": 8, "d_kv": 64,
-            "vocab_size": 32128, "feed_forward_proj": "relu"}  # t5-small (60M)
+            "feed_forward_proj": "relu"}  # t5-small sizes (59M parameters with this vocabulary)
 T5_LARGE = {"d_model": 1024, "d_ff": 2816, "num_layers": 24, "num_decoder_layers": 24, "num_heads": 16, "d_kv": 64,
-            "vocab_size": 32128, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}  # t5-large-lm-adapt (783M)
+            "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}  # t5-large-lm-adapt sizes (780M)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "minilm": {  # the embedded default (config.yaml)

@@ -8,7 +8,8 @@ encoding) with the same model and ``max_new_tokens``:
   naive   model.generate(do_sample=False, num_beams=1) on fixed-size batches in data order, each
           padded to its longest prompt (KV cache on, the batch runs until its last sequence ends)
 
-and the outputs are compared string for string. Each side runs in its own process; its peak
+and the outputs are compared string for string. A third line, encoder-only, runs just the encoder
+over ours' batches: no decoder can beat it, so it shows how much of ours' time is left to decoding. Each side runs in its own process; its peak
 resident memory (and on CUDA, peak allocated GPU memory) is reported.
 
 Examples (the figures in the README came from these):
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from _common import PRESETS, build_shards, default_niv2, machine, print_table, run_worker
 
-SIDES = ("ours", "naive")
+SIDES = ("ours", "naive", "encoder-only")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +80,16 @@ def worker(a) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    if a.worker == "ours":
+    if a.worker == "encoder-only":
+        from instruct_ablate.predict import plan_batches
+
+        texts = [""] * len(sources)
+        with torch.inference_mode():
+            for b in plan_batches([len(s) for s in sources], max_new_tokens=a.max_new_tokens,
+                                  batch_tokens=a.batch_tokens):
+                ids, mask = pad_batch([sources[i] for i in b], tokenizer.pad_token_id)
+                model.get_encoder()(input_ids=ids.to(dev), attention_mask=mask.to(dev))
+    elif a.worker == "ours":
         texts = generate(model, tokenizer, sources, max_new_tokens=a.max_new_tokens, batch_tokens=a.batch_tokens,
                          handover_every=a.handover_every or None, device=dev)
     else:
@@ -122,6 +132,8 @@ def main() -> None:
           f"ours: budget {a.batch_tokens} tokens per batch; naive: {a.naive_batch_size} prompts per batch")
     by = {r["side"]: r for r in rows}
     for r in rows:
+        if r["side"] == "encoder-only":
+            r["mean_output_tokens"] = None
         r["inst_s"] = r["instances"] / r["seconds"]
         r["speedup"] = r["inst_s"] / by["naive"]["instances"] * by["naive"]["seconds"] if "naive" in by else None
     print_table(rows, [("side", "decoder", ""), ("instances", "instances", "d"), ("seconds", "seconds", ".1f"),
@@ -130,6 +142,10 @@ def main() -> None:
                        ("cuda_peak_mib", "peak GPU MiB", ".0f")])
     if "ours" in by and "naive" in by:
         same = sum(x == y for x, y in zip(by["ours"]["texts"], by["naive"]["texts"]))
+        if "encoder-only" in by:
+            share = 100 * by["encoder-only"]["seconds"] / by["ours"]["seconds"]
+            print(f"encoder share of ours' time: {share:.0f}% (bound on any decoder over naive: "
+                  f"{by['naive']['seconds'] / by['encoder-only']['seconds']:.2f}x)")
         print(f"outputs identical: {same}/{len(by['ours']['texts'])}")
         for x, y in [(x, y) for x, y in zip(by["ours"]["texts"], by["naive"]["texts"]) if x != y][:3]:
             print(f"  differs: ours {x[:80]!r} | naive {y[:80]!r}")
