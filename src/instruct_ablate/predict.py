@@ -243,7 +243,8 @@ def generate(
             if left:
                 pending.setdefault(handover, []).extend((idx[r], seqs[r]) for r in left)
                 counters["handed_over"] += len(left)
-            finished = [r for r in range(len(idx)) if r not in set(left)]
+            unfinished = set(left)
+            finished = [r for r in range(len(idx)) if r not in unfinished]
             texts = tokenizer.batch_decode([seqs[r] for r in finished], skip_special_tokens=True)
             for r, text in zip(finished, texts):
                 out[idx[r]] = text.strip()
