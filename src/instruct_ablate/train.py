@@ -26,6 +26,7 @@ checkpoint is written.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import json
@@ -133,7 +134,7 @@ def _data_digest(sources: list[list[int]], targets: list[list[int]]) -> str:
     h = hashlib.sha256()
     for seq in (*sources, *targets):
         h.update(len(seq).to_bytes(4, "little"))
-        h.update(torch.tensor(seq, dtype=torch.int64).numpy().tobytes())
+        h.update(array.array("q", seq).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -272,8 +273,10 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step0, position = state["step"], tuple(state["position"])
-        log_rows, tokens_seen = state["log_rows"], state["tokens_seen"]
-        elapsed_before, resumed_at = state["elapsed_s"], [*state["resumed_at"], step0]
+        log_rows, resumed_at = state["log_rows"], [*state["resumed_at"], step0]
+        # Tokens and time so far follow from the loss log, which the state carries.
+        tokens_seen = sum(r["target_tokens"] + r["source_tokens"] for r in log_rows)
+        elapsed_before = log_rows[-1]["elapsed_s"] if log_rows else 0.0
         _set_rng_state(state["rng"])
         log.info("resuming from step %d/%d (resume state %s)", step0, total_steps, resume_dir / RESUME_STATE)
         del state
@@ -290,7 +293,7 @@ def train(
                 yield epoch, k, batches[k]
             epoch, index = epoch + 1, 0
 
-    def save_state(step: int, position: tuple[int, int], elapsed: float) -> None:
+    def save_state(step: int, position: tuple[int, int]) -> None:
         resume_dir.mkdir(parents=True, exist_ok=True)
         state = {
             "fingerprint": fingerprint,
@@ -301,8 +304,6 @@ def train(
             "scheduler": scheduler.state_dict(),
             "rng": _rng_state(),
             "log_rows": log_rows,
-            "tokens_seen": tokens_seen,
-            "elapsed_s": elapsed,
             "resumed_at": resumed_at,
         }
         t0 = time.perf_counter()
@@ -363,7 +364,7 @@ def train(
             )
             if resume_dir is not None and (sigterm.raised or (due and step < total_steps)):
                 epoch, index, _ = window[-1]
-                save_state(step, (epoch, index + 1), elapsed)
+                save_state(step, (epoch, index + 1))
                 last_save = time.perf_counter()
             if sigterm.raised:
                 bar.close()
