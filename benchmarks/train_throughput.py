@@ -79,14 +79,15 @@ def worker_ours(a) -> dict:
     import polars as pl
     import torch
 
+    from instruct_ablate.train import train
+
     with tempfile.TemporaryDirectory() as tmp:
-        meta = train_fn(PRESETS[a.model], a.shards, Path(tmp) / "model", _training_config(a),
-                        instances_per_task=a.instances_per_task, seed=a.seed, threads=a.threads)
+        meta = train(PRESETS[a.model], a.shards, Path(tmp) / "model", _training_config(a),
+                     instances_per_task=a.instances_per_task, seed=a.seed, threads=a.threads)
         log = pl.read_parquet(Path(tmp) / "model" / "train_log.parquet")
     tokens = int(log["source_tokens"].sum() + log["target_tokens"].sum())
-    n_params = sum(p.numel() for p in load_base_fn(PRESETS[a.model])[0].parameters())
     return {"tokens": tokens, "positions": int(log["positions"].sum()), "seconds": meta["train_seconds"],
-            "final_loss": meta["final_loss"], "params": n_params, "cuda_peak_mib": _cuda_peak_mib(),
+            "final_loss": meta["final_loss"], "params": meta["parameters"], "cuda_peak_mib": _cuda_peak_mib(),
             "attention": meta["attn_implementation"], "threads": torch.get_num_threads()}
 
 
@@ -96,11 +97,11 @@ def worker_trainer(a, grouped: bool) -> dict:
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
     from instruct_ablate.batching import encode_sources, encode_targets
-    from instruct_ablate.models import attention_of, source_length_limit
+    from instruct_ablate.models import attention_of, load_base, source_length_limit
     from instruct_ablate.prompts import read_shards
 
     torch.set_num_threads(a.threads)
-    model, tokenizer = load_base_fn(PRESETS[a.model], seed=a.seed)
+    model, tokenizer = load_base(PRESETS[a.model], seed=a.seed)
     data = read_shards(a.shards, max_rank=a.instances_per_task).sort(["task", "rank"])
     sources = encode_sources(data, tokenizer, source_length_limit(model, a.max_source_length))
     targets = encode_targets(data["target"].to_list(), tokenizer, a.max_target_length)
@@ -139,18 +140,6 @@ def worker_trainer(a, grouped: bool) -> dict:
     return {"tokens": counts["tokens"], "positions": counts["positions"], "seconds": clock["end"] - clock["start"],
             "final_loss": out.training_loss, "params": sum(p.numel() for p in model.parameters()),
             "cuda_peak_mib": _cuda_peak_mib(), "attention": attention_of(model), "threads": torch.get_num_threads()}
-
-
-def train_fn(*args, **kw):
-    from instruct_ablate.train import train
-
-    return train(*args, **kw)
-
-
-def load_base_fn(spec, seed=0):
-    from instruct_ablate.models import load_base
-
-    return load_base(spec, seed=seed)
 
 
 def main() -> None:

@@ -390,6 +390,7 @@ def train(
         "epochs_seen": log_rows[-1]["epoch"] + 1,
         "max_source_length_used": max_src,
         "attn_implementation": attention_of(model),
+        "parameters": sum(p.numel() for p in model.parameters()),
         "final_loss": log_rows[-1]["loss"],
         "train_seconds": elapsed,
         "tokens_per_second": tokens_seen / max(elapsed, 1e-9),
