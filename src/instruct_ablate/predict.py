@@ -2,14 +2,17 @@
 
 NIv2 and Kung & Peng (2023) decode greedily with at most 128 new tokens. The
 decoder here does the same work as ``model.generate(do_sample=False,
-num_beams=1)`` run on one prompt at a time, but batched without waste:
+num_beams=1)`` run on one prompt at a time, but batched without waste (the
+per-batch decoding is the model family's, :mod:`instruct_ablate.families`:
+encoder-decoders right-pad and run the encoder once; decoder-only models
+left-pad with matching position ids and prefill once):
 
 * prompts are sorted by token length (longest first), so a batch pads little;
 * a batch holds as many prompts as fit a **token budget**
   (``rows x (longest prompt + max_new_tokens) <= batch_tokens``), so short prompts
   go in large batches and long ones in small batches, at a bounded memory;
-* the encoder runs once per batch; the decoder reuses its key/value cache
-  (self- and cross-attention) and each step feeds one token per sequence;
+* the prompt is read once per batch; the decoder reuses its key/value cache
+  and each step feeds one token per sequence;
 * a sequence that emits its end token leaves the batch: its rows are dropped
   from the cache, so the remaining steps compute only on unfinished sequences
   (``model.generate`` keeps finished rows until the whole batch is done);
@@ -36,9 +39,9 @@ import polars as pl
 import torch
 from tqdm.auto import tqdm
 
-from .batching import encode_sources, pad_batch
+from .families import ModelFamily, family_for_model, family_of, greedy_decode_seq2seq, load_checkpoint
 from .io import write_table
-from .models import load_base, load_checkpoint, resolve_device, source_length_limit
+from .models import load_base, resolve_device
 from .prompts import read_shards
 
 __all__ = ["plan_batches", "greedy_decode", "generate", "predict"]
@@ -88,90 +91,16 @@ def plan_batches(
     return batches
 
 
-def _special_ids(model) -> tuple[int, int]:
-    gen = model.generation_config
-    start = gen.decoder_start_token_id
-    if start is None:
-        start = model.config.decoder_start_token_id
-    eos = gen.eos_token_id if gen.eos_token_id is not None else model.config.eos_token_id
-    if isinstance(eos, (list, tuple)):
-        eos = eos[0] if len(eos) == 1 else list(eos)
-    if start is None or eos is None:
-        raise ValueError("the model's generation config names no decoder_start_token_id or eos_token_id")
-    return int(start), eos
-
-
 def _needs_generate(model) -> list[str]:
     """Generation-config fields that ask for more than argmax (then ``model.generate`` decodes)."""
     gen = model.generation_config
     return [k for k, neutral in _PROCESSOR_DEFAULTS.items() if getattr(gen, k, None) not in (None, neutral, [], {})]
 
 
-@torch.inference_mode()
-def greedy_decode(
-    model,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    *,
-    max_new_tokens: int,
-    prefixes: list[list[int]] | None = None,
-    handover_at: int | None = None,
-) -> tuple[list[list[int]], int, list[int]]:
-    """Greedy-decode one batch of an encoder-decoder model; drop each sequence from the batch at its end token.
-
-    ``input_ids`` and ``attention_mask`` are ``LongTensor[rows, width]`` (right-padded, on
-    the model's device). ``prefixes``: tokens already generated for each row, all of
-    one length ``p`` (decoding goes on from there: the decoder reads start token +
-    prefix in one pass, then one token per step). ``handover_at``: at that many
-    generated tokens, if at most half of the batch's rows are still running, stop and
-    hand them over (see :func:`generate`).
-
-    Returns ``(tokens, decoder_positions, handed_over)``: for each row its generated
-    token ids (prefix included, start and end tokens excluded, at most
-    ``max_new_tokens``), the number of decoder positions computed, and the rows handed
-    over unfinished. Follows ``transformers``' greedy search (argmax of the last
-    position's logits, KV cache reused), which it matches token for token.
-    """
-    from transformers.modeling_outputs import BaseModelOutput
-
-    start, eos = _special_ids(model)
-    dev = input_ids.device
-    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=dev)
-    rows = input_ids.shape[0]
-    tokens: list[list[int]] = [list(p) for p in prefixes] if prefixes else [[] for _ in range(rows)]
-    done_len = len(tokens[0]) if rows else 0
-    if any(len(t) != done_len for t in tokens):
-        raise ValueError("greedy_decode: every prefix of a batch must have the same length")
-    hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    mask = attention_mask
-    alive = torch.arange(rows, device=dev)
-    step_input = torch.tensor([[start, *t] for t in tokens], dtype=torch.long, device=dev)
-    cache, computed = None, 0
-    for generated in range(done_len, max_new_tokens):
-        out = model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-            attention_mask=mask,
-            decoder_input_ids=step_input,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        computed += int(step_input.numel())
-        cache = out.past_key_values
-        next_tok = out.logits[:, -1, :].argmax(dim=-1)
-        done = torch.isin(next_tok, eos_ids)
-        for row, tok, fin in zip(alive.tolist(), next_tok.tolist(), done.tolist()):
-            if not fin:
-                tokens[row].append(tok)
-        if bool(done.all()):
-            break
-        if bool(done.any()):
-            keep = (~done).nonzero().squeeze(1)
-            cache.batch_select_indices(keep)
-            hidden, mask, alive, next_tok = hidden[keep], mask[keep], alive[keep], next_tok[keep]
-        if handover_at is not None and generated + 1 == handover_at < max_new_tokens and 2 * alive.numel() <= rows:
-            return tokens, computed, alive.tolist()
-        step_input = next_tok[:, None]
-    return tokens, computed, []
+def greedy_decode(model, input_ids, attention_mask, **kwargs):
+    """Greedy-decode one right-padded batch of an encoder-decoder model (see
+    :func:`instruct_ablate.families.greedy_decode_seq2seq`)."""
+    return greedy_decode_seq2seq(model, input_ids, attention_mask, **kwargs)
 
 
 @torch.inference_mode()
@@ -187,6 +116,7 @@ def generate(
     handover_every: int | None = 8,
     desc: str = "predict",
     stats: dict[str, int] | None = None,
+    family: ModelFamily | None = None,
 ) -> list[str]:
     """Greedy-decode each token-id list of ``sources``; return the decoded strings in input order.
 
@@ -201,8 +131,12 @@ def generate(
     Special tokens are skipped and surrounding whitespace stripped. Progress (instances,
     new tokens per second) goes to a tqdm bar and, every tenth of the work, to the log.
     ``stats``, when given, receives counters: batches, handed_over, decoder_positions.
+    ``family`` defaults to the model's (:func:`~instruct_ablate.families.family_for_model`); decoding
+    stops at any of its :meth:`~instruct_ablate.families.ModelFamily.end_ids`.
     """
+    family = family or family_for_model(model)
     pad_id = tokenizer.pad_token_id
+    end_ids = family.end_ids(model, tokenizer)
     fallback = _needs_generate(model)
     if fallback:
         log.warning("generation config sets %s: decoding each batch with model.generate", ", ".join(fallback))
@@ -224,18 +158,15 @@ def generate(
                             batch_tokens=batch_tokens, max_batch_size=max_batch_size)
         for batch in plan:
             idx = [items[k][0] for k in batch]
-            ids, mask = pad_batch([sources[i] for i in idx], pad_id)
-            ids, mask = ids.to(device), mask.to(device)
+            prompts = [sources[i] for i in idx]
             counters["batches"] += 1
             if fallback:
-                gen = model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
-                )
-                seqs, left = gen.tolist(), []
-                new_tokens += int((gen[:, 1:] != pad_id).sum())
+                seqs = family.generate(model, prompts, pad_id=pad_id, end_ids=end_ids, max_new_tokens=max_new_tokens)
+                left = []
+                new_tokens += sum(len(s) for s in seqs)
             else:
-                seqs, computed, left = greedy_decode(
-                    model, ids, mask, max_new_tokens=max_new_tokens,
+                seqs, computed, left = family.decode(
+                    model, prompts, pad_id=pad_id, end_ids=end_ids, max_new_tokens=max_new_tokens,
                     prefixes=[items[k][1] for k in batch] if level else None, handover_at=handover,
                 )
                 counters["decoder_positions"] += computed
@@ -284,7 +215,8 @@ def predict(
 
     ``model_source`` is ``{"checkpoint": dir}`` (optionally with
     ``"attn_implementation"``) for a fine-tuned model or ``{"base": spec, "seed": int}``
-    for the untuned baseline. On CUDA with
+    for the untuned baseline; the prompt format is the checkpoint's (its metadata) or the
+    spec's ``prompt_format``. On CUDA with
     ``bf16`` the model decodes in bfloat16, elsewhere in float32. The table has
     one row per instance: ``task``, ``id``, ``category``, ``task_type``,
     ``prediction``, ``references`` (List[String]) and ``source_tokens``.
@@ -293,18 +225,20 @@ def predict(
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     if "checkpoint" in model_source:
-        model, tokenizer = load_checkpoint(model_source["checkpoint"], model_source.get("attn_implementation"))
+        model, tokenizer, family = load_checkpoint(model_source["checkpoint"], model_source.get("attn_implementation"))
     else:
         model, tokenizer = load_base(model_source["base"], seed=int(model_source.get("seed", 0)))
+        family = family_of(model_source["base"])
     dtype = torch.bfloat16 if dev.type == "cuda" and bf16 else torch.float32
     model.to(device=dev, dtype=dtype)
     data = read_shards(shard_dir).sort(["task", "rank"])
-    max_src = source_length_limit(model, max_source_length)
-    sources = encode_sources(data, tokenizer, max_src, desc="tokenise test")
+    max_src = family.source_limit(model, max_source_length, max_new_tokens)
+    sources = family.encode_prompts(data, tokenizer, model, max_src, max_new_tokens)
+    log.info("%s model, %s prompts of at most %d tokens", family.name, family.prompt_format, max_src)
     start = time.perf_counter()
     preds = generate(
         model, tokenizer, sources, max_new_tokens=max_new_tokens, batch_tokens=batch_tokens,
-        max_batch_size=max_batch_size, handover_every=handover_every, device=dev,
+        max_batch_size=max_batch_size, handover_every=handover_every, device=dev, family=family,
     )
     elapsed = time.perf_counter() - start
     log.info(
