@@ -41,11 +41,12 @@ TRAINING = {
 N, SEED = 16, 3
 
 
-def _cmd(shards: Path, out: Path, resume: Path | None, log: Path, every_steps: int | None = 5) -> list[str]:
+def _cmd(shards: Path, out: Path, resume: Path | None, log: Path, every_steps: int | None = 5,
+         model: dict = MODEL, training: dict = TRAINING) -> list[str]:
     cmd = [
         sys.executable, "-m", "instruct_ablate", "train",
         "--shards", str(shards), "--out", str(out),
-        "--model", json.dumps(MODEL), "--training", json.dumps(TRAINING),
+        "--model", json.dumps(model), "--training", json.dumps(training),
         "--instances-per-task", str(N), "--seed", str(SEED), "--threads", "1", "--log", str(log),
     ]
     if resume is not None:
@@ -97,8 +98,8 @@ def reference(sample_shards, tmp_path_factory) -> Path:
     return out
 
 
-def _assert_same_run(out: Path, reference: Path) -> None:
-    assert (out / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+def _assert_same_run(out: Path, reference: Path, weights: str = "model.safetensors") -> None:
+    assert (out / weights).read_bytes() == (reference / weights).read_bytes()
     cols = ["step", "epoch", "loss", "learning_rate", "target_tokens", "source_tokens"]
     got, want = pl.read_parquet(out / "train_log.parquet"), pl.read_parquet(reference / "train_log.parquet")
     assert got.select(cols).equals(want.select(cols))
@@ -136,6 +137,45 @@ def test_sigkill_at_two_points_then_resume_gives_bit_identical_weights(sample_sh
     assert pl.read_parquet(out / "train_log.parquet")["learning_rate"].n_unique() > 2  # warm-up and decay happened
     assert json.loads((out / "metadata.json").read_text())["resumed_at_steps"] == [first, second]
     assert not resume.exists()  # the resume state is removed once the checkpoint is written
+
+
+LLAMA = {
+    "kind": "llama_random",
+    "tokenizer": str(Path(__file__).resolve().parent / "data" / "tiny-bpe"),
+    "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "max_position_embeddings": 1024},
+}
+# LoRA dropout on (the RNG state matters), warm-up + linear decay, 24 steps.
+LORA_TRAINING = {**TRAINING, "max_steps": 24,
+                 "lora": {"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj", "up_proj"]}}
+
+
+def test_a_lora_run_killed_and_resumed_ends_with_a_bit_identical_adapter(sample_shards, tmp_path):
+    """Decoder-only + LoRA: the resume state holds only the adapter; a SIGKILLed run resumes bit-identically."""
+    shards = sample_shards["train"]
+    ref = tmp_path / "ref"
+    proc = subprocess.run(_cmd(shards, ref, None, tmp_path / "ref.log", model=LLAMA, training=LORA_TRAINING),
+                          env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    out, resume, log = tmp_path / "model", tmp_path / "resume", tmp_path / "train.log"
+    cmd = _cmd(shards, out, resume, log, every_steps=4, model=LLAMA, training=LORA_TRAINING)
+    proc = _start(cmd)
+    _wait_for(lambda: _saved_step(resume) >= 8, proc, "a resume state at step 8")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    saved = _saved_step(resume)
+    state = torch.load(resume / RESUME_STATE, weights_only=True)
+    assert state["model"] and all("lora_" in name for name in state["model"])  # only what trains
+    n_adapter = sum(t.numel() for t in state["model"].values())
+
+    proc = _start(cmd)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
+    assert f"resuming from step {saved}/" in log.read_text()
+    _assert_same_run(out, ref, "adapter_model.safetensors")
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["resumed_at_steps"] == [saved]
+    assert n_adapter == meta["trainable_parameters"] < meta["parameters"] / 5
 
 
 def test_sigterm_saves_the_state_and_the_job_resumes(sample_shards, reference, tmp_path):

@@ -543,10 +543,17 @@ def family_for_model(model, prompt_format: str = "text") -> ModelFamily:
     return CausalLMFamily(prompt_format)
 
 
-def load_checkpoint(path: str | os.PathLike, attn_implementation: str | None = None, *, merge_lora: bool = True):
+def load_checkpoint(
+    path: str | os.PathLike,
+    attn_implementation: str | None = None,
+    *,
+    merge_lora: bool = True,
+    dtype: torch.dtype = torch.float32,
+):
     """Load a checkpoint directory written by :func:`instruct_ablate.train.train`.
 
-    Returns ``(model, tokenizer, family)``: float32, eval mode, on CPU; the family
+    Returns ``(model, tokenizer, family)``: in ``dtype`` (float32 unless asked; bf16
+    for a 7B model on a GPU halves the memory of loading), eval mode, on CPU; the family
     carries the prompt format the model was trained with (``metadata.json``). A
     LoRA checkpoint (``adapter_config.json``) is its base model (rebuilt from the
     ``model_spec`` in ``metadata.json``) with the adapter loaded, merged into the
@@ -564,11 +571,11 @@ def load_checkpoint(path: str | os.PathLike, attn_implementation: str | None = N
         if not spec:
             raise FileNotFoundError(f"{path}: LoRA adapter without {METADATA} (the base model's identity)")
         base, _ = load_base({**spec, **({"attn_implementation": attn_implementation} if attn_implementation else {})},
-                            seed=int(meta.get("seed", 0)))
+                            seed=int(meta.get("seed", 0)), dtype=dtype)
         model = load_adapter(base, path, merge=merge_lora)
     elif (path / "config.json").is_file():
         auto = AutoModelForCausalLM if spec.get("kind") in CAUSAL_KINDS else AutoModelForSeq2SeqLM
-        model = auto.from_pretrained(path, dtype=torch.float32, attn_implementation=attn_implementation)
+        model = auto.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation)
     else:
         raise FileNotFoundError(f"{path}: not a checkpoint directory (config.json or adapter_config.json missing)")
     tokenizer = AutoTokenizer.from_pretrained(path)

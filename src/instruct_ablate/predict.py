@@ -224,12 +224,13 @@ def predict(
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    if "checkpoint" in model_source:
-        model, tokenizer, family = load_checkpoint(model_source["checkpoint"], model_source.get("attn_implementation"))
-    else:
-        model, tokenizer = load_base(model_source["base"], seed=int(model_source.get("seed", 0)))
-        family = family_of(model_source["base"])
     dtype = torch.bfloat16 if dev.type == "cuda" and bf16 else torch.float32
+    if "checkpoint" in model_source:
+        model, tokenizer, family = load_checkpoint(model_source["checkpoint"], model_source.get("attn_implementation"),
+                                                   dtype=dtype)
+    else:
+        model, tokenizer = load_base(model_source["base"], seed=int(model_source.get("seed", 0)), dtype=dtype)
+        family = family_of(model_source["base"])
     model.to(device=dev, dtype=dtype)
     data = read_shards(shard_dir).sort(["task", "rank"])
     max_src = family.source_limit(model, max_source_length, max_new_tokens)
