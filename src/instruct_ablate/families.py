@@ -83,6 +83,7 @@ class ModelFamily(ABC):
     """How one family of models reads prompts, is trained and decodes. Stateless but for the prompt format."""
 
     name: str = ""
+    lora_task: str = ""  # peft's TaskType for this family's LoRA adapters
 
     def __init__(self, prompt_format: str = "text") -> None:
         if prompt_format not in PROMPT_FORMATS:
@@ -158,6 +159,7 @@ class Seq2SeqFamily(ModelFamily):
     """T5, BART, BERT2BERT: prompt -> encoder (right-padded), target -> decoder labels."""
 
     name = "seq2seq"
+    lora_task = "SEQ_2_SEQ_LM"
 
     def __init__(self, prompt_format: str = "text") -> None:
         if prompt_format != "text":
@@ -333,6 +335,7 @@ class CausalLMFamily(ModelFamily):
     """Decoder-only models: ``prompt + target + end`` in one sequence, loss on the target tokens only."""
 
     name = "causal_lm"
+    lora_task = "CAUSAL_LM"
 
     # --- prompts ----------------------------------------------------------------------------------
     def _chat_parts(self, tokenizer) -> tuple[str, str, int | None]:

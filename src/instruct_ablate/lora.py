@@ -46,10 +46,11 @@ class LoraSettings:
                    target_modules=list(tm) if isinstance(tm, (list, tuple)) else tm)
 
 
-def apply_lora(model, settings: LoraSettings, *, causal: bool):
+def apply_lora(model, settings: LoraSettings, *, task_type: str):
     """Wrap ``model`` in a ``peft`` LoRA model (adapter weights drawn from torch's RNG: seed before).
 
-    Returns the ``PeftModel``; only the adapter parameters have ``requires_grad``.
+    ``task_type`` is peft's ``TaskType`` name (``CAUSAL_LM``, ``SEQ_2_SEQ_LM``: the family's
+    ``lora_task``). Returns the ``PeftModel``; only the adapter parameters have ``requires_grad``.
     Raises ``ValueError`` when no module matches ``target_modules``.
     """
     from peft import LoraConfig, TaskType, get_peft_model
@@ -59,7 +60,7 @@ def apply_lora(model, settings: LoraSettings, *, causal: bool):
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=settings.target_modules,
-        task_type=TaskType.CAUSAL_LM if causal else TaskType.SEQ_2_SEQ_LM,
+        task_type=TaskType[task_type],
     )
     peft_model = get_peft_model(model, cfg)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)

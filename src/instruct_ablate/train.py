@@ -278,7 +278,7 @@ def prepare(
         model.config.use_cache = False
     lora = LoraSettings.from_dict(cfg.lora)
     if lora is not None:
-        model = apply_lora(model, lora, causal=family.name == "causal_lm")
+        model = apply_lora(model, lora, task_type=family.lora_task)
     model.to(device)
     model.train()
     use_cuda = device.type == "cuda"
