@@ -12,7 +12,9 @@ rule baseline:
     conda:
         "../envs/data.yaml"
     params:
-        seed=config["seed"],
+        # the majority baseline draws nothing: the data seed is a param of the random baseline only
+        seed=lambda wc: config["seed"] if wc.baseline == "random" else None,
+        code=code("baseline.py"),
     script:
         "../workflow_scripts/baseline.py"
 
@@ -35,5 +37,6 @@ rule audit:
         "../envs/data.yaml"
     params:
         simplified=config["simplified_definition"],
+        code=code("audit.py"),
     script:
         "../workflow_scripts/audit.py"

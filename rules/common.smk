@@ -10,6 +10,16 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
+try:
+    from instruct_ablate.provenance import code_digest
+except (
+    ImportError
+):  # the package is not installed where Snakemake runs: read it from the repository
+    import sys
+
+    sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+    from instruct_ablate.provenance import code_digest
+
 for _v in (
     config["training_variants"]
     + config["evaluation"]["untuned"]
@@ -38,6 +48,13 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def code(script):
+    """Digest of the package code a rule's script runs (its imports, transitively): a param of the
+    rule, so an edit to that code reruns the rule and what depends on it, and nothing else.
+    """
+    return code_digest(os.path.join(workflow.basedir, "workflow_scripts", script))
+
+
 def workflow_path(path):
     """A config path: a relative one is tried against the working directory, then the workflow folder."""
     p = Path(path)
@@ -57,10 +74,10 @@ def split_list(part):
 
 def task_files(wildcards):
     """The task files of a split part that exist (absent ones fail or are skipped in the ingest job)."""
-    names = [l.strip() for l in open(split_list(wildcards.part)) if l.strip()]
-    limit = config["data"].get(f"limit_{wildcards.part}_tasks")
-    names = names[:limit] if limit else names
-    files = [os.path.join(niv2_dir(), "tasks", f"{n}.json") for n in names]
+    files = [
+        os.path.join(niv2_dir(), "tasks", f"{n}.json")
+        for n in split_tasks(wildcards.part)
+    ]
     return [f for f in files if os.path.exists(f)]
 
 
@@ -68,6 +85,26 @@ def overrides_file():
     """The reviewed task-type overrides file, or [] when none is configured."""
     f = config["task_typing"].get("overrides_file")
     return [workflow_path(f)] if f else []
+
+
+def split_tasks(part):
+    """The task names a split part lists (after ``data.limit_<part>_tasks``)."""
+    names = [l.strip() for l in open(split_list(part)) if l.strip()]
+    limit = config["data"].get(f"limit_{part}_tasks")
+    return names[:limit] if limit else names
+
+
+def skipped_tasks(part):
+    """The listed tasks whose file is absent and that ``skip_missing_tasks`` skips ([] when nothing is
+    missing or skipping is off: then an absent file fails the ingest job). A param of ingest in place of
+    the flag, so ``skip_missing_tasks: true`` with nothing missing reruns nothing."""
+    if not config["skip_missing_tasks"]:
+        return []
+    return [
+        n
+        for n in split_tasks(part)
+        if not os.path.exists(os.path.join(niv2_dir(), "tasks", f"{n}.json"))
+    ]
 
 
 def ingest_params(part):
@@ -78,12 +115,23 @@ def ingest_params(part):
         "split": config["split"],
         "instances_per_task": n,
         "seed": config["seed"] if part == "train" else None,
-        "skip_missing": config["skip_missing_tasks"],
+        "skipped": skipped_tasks(part),
         "limit_tasks": d.get(f"limit_{part}_tasks"),
         "typing": {
             k: v for k, v in config["task_typing"].items() if k != "overrides_file"
         },
     }
+
+
+def prompt_seed(variant, part):
+    """The data seed where it changes a variant's shards: training targets (one of an instance's references,
+    drawn per instance) and delusive demonstrations. Unseen tasks' shards of other variants do not depend
+    on it (their targets are the first reference), so a new seed does not rerun their predictions.
+    """
+    delusive = (
+        config["variants"][variant].get("demonstrations", {}).get("kind") == "delusive"
+    )
+    return config["seed"] if part == "train" or delusive else None
 
 
 def simplified_templates(variant):
@@ -119,10 +167,25 @@ def job_resource(kind, key, default):
     return config["resources"].get(kind, {}).get(key, default)
 
 
+# Decoding settings that give identical predictions (batching only): read by the script from the
+# config, not params, so changing them reruns nothing.
+BATCHING_ONLY = ("batch_tokens", "max_batch_size", "handover_every")
+
+
+def random_init_seed(model):
+    """The seed of an untuned model's newly drawn weights, or None for a model loaded whole."""
+    kind = config["models"][model]["kind"]
+    return (
+        config["seed"]
+        if kind in ("t5_random", "llama_random", "encoder_decoder")
+        else None
+    )
+
+
 def decoding_params(model):
     t = training_config(model)
     return {
-        **config["decoding"],
+        **{k: v for k, v in config["decoding"].items() if k not in BATCHING_ONLY},
         "max_source_length": t.get("max_source_length", 1024),
         "device": t.get("device", "cpu"),
         "bf16": t.get("bf16", True),
@@ -162,7 +225,9 @@ def run_identity(run):
             "model": "baseline",
             "train_variant": parts[1],
             "instances_per_task": 0,
-            "seed": config["seed"],
+            "seed": (
+                config["seed"] if parts[1] == "random" else 0
+            ),  # the majority baseline draws nothing
             "eval_variant": "-",
         }
     if len(parts) == 3:

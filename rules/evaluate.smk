@@ -18,5 +18,6 @@ rule evaluate:
         "../envs/data.yaml"
     params:
         run=lambda wc: run_identity(wc.run),
+        code=code("evaluate.py"),
     script:
         "../workflow_scripts/evaluate.py"

@@ -15,5 +15,6 @@ rule ingest:
         "../envs/data.yaml"
     params:
         cfg=lambda wc: ingest_params(wc.part),
+        code=code("ingest.py"),
     script:
         "../workflow_scripts/ingest.py"

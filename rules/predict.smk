@@ -18,6 +18,7 @@ rule predict:
         gpu=lambda wc: int(uses_gpu(wc.model)),
     params:
         decoding=lambda wc: decoding_params(wc.model),
+        code=code("predict.py"),
     script:
         "../workflow_scripts/predict.py"
 
@@ -38,7 +39,8 @@ rule predict_untuned:
         gpu=lambda wc: int(uses_gpu(wc.model)),
     params:
         model=lambda wc: model_spec(wc.model),
-        seed=config["seed"],
+        seed=lambda wc: random_init_seed(wc.model),
         decoding=lambda wc: decoding_params(wc.model),
+        code=code("predict.py"),
     script:
         "../workflow_scripts/predict.py"

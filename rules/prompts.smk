@@ -14,7 +14,7 @@ rule prompts:
     params:
         variant=lambda wc: config["variants"][wc.variant],
         simplified=lambda wc: simplified_templates(wc.variant),
-        seed=config["seed"],
-        tasks_per_shard=config["data"]["tasks_per_shard"],
+        seed=lambda wc: prompt_seed(wc.variant, wc.part),
+        code=code("prompts.py"),
     script:
         "../workflow_scripts/prompts.py"

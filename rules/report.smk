@@ -28,5 +28,6 @@ rule report:
         "../envs/report.yaml"
     params:
         title=config["report"]["title"],
+        code=code("report.py"),
     script:
         "../workflow_scripts/report.py"

@@ -18,6 +18,7 @@ rule train:
     params:
         model=lambda wc: model_spec(wc.model),
         training=lambda wc: training_config(wc.model),
+        code=code("train.py"),
         # Resume state of a killed job (not an output: Snakemake must not delete it on failure).
         resume_dir=f"{R}/resume/{{model}}/{{variant}}/n{{n}}/seed{{seed}}",
     script:

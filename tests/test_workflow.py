@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -282,6 +283,28 @@ def _plot(cfg):
     cfg["report"]["title"] = "another title"
 
 
+def _tasks_per_shard(cfg):
+    cfg["data"]["tasks_per_shard"] = 1
+
+
+def _skip_missing(cfg):
+    cfg["skip_missing_tasks"] = True  # nothing is missing in the sample
+
+
+def _batching(cfg):
+    cfg["decoding"]["batch_tokens"] = 512
+    cfg["decoding"]["handover_every"] = 2
+
+
+def _data_seed(cfg):
+    cfg["seed"] = 8
+
+
+ALL_TUNED = {_train("original"), _train("simplified"), _predict("original", "original"),
+             _predict("original", "delusive"), _predict("simplified", "simplified"),
+             _evaluate("tiny-t5/original/n4/seed3/original"), _evaluate("tiny-t5/original/n4/seed3/delusive"),
+             _evaluate("tiny-t5/simplified/n4/seed3/simplified")}
+
 RERUNS = {
     "edit one variant": (
         _edit_simplified,
@@ -334,6 +357,29 @@ RERUNS = {
         | REPORT,
     ),
     "change a plot setting": (_plot, REPORT),
+    # Settings that change no result rerun nothing.
+    "change tasks_per_shard (the shard layout only)": (_tasks_per_shard, set()),
+    "skip_missing_tasks: true with nothing missing": (_skip_missing, set()),
+    "change batch_tokens and handover_every (identical predictions)": (_batching, set()),
+    # The data seed: training samples and targets, delusive demonstrations, the random baseline, and the
+    # random init of the t5_random model's untuned weights -- not the majority baseline, not the unseen
+    # tasks' shards of non-delusive variants, not the test tables.
+    "change the data seed": (
+        _data_seed,
+        {
+            ("ingest", "part=train"),
+            ("audit", ""),
+            ("prompts", "variant=original, part=train"),
+            ("prompts", "variant=simplified, part=train"),
+            ("prompts", "variant=delusive, part=test"),
+            ("baseline", "baseline=random"),
+            _evaluate("baselines/random"),
+            ("predict_untuned", "model=tiny-t5, eval_variant=original"),
+            _evaluate("tiny-t5/untuned/original"),
+        }
+        | ALL_TUNED
+        | REPORT,
+    ),
 }
 
 
@@ -348,5 +394,45 @@ def test_a_config_change_reruns_exactly_its_stale_branch(tiny_run, change):
     proc = run_snakemake(workdir, cfg, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert planned_jobs(proc) == expected
+    if not expected:
+        assert "Nothing to be done" in proc.stdout + proc.stderr
     # restore the config file the other tests of this module use
     (workdir / "config.tiny.yaml").write_text(yaml.safe_dump(tiny_config()))
+
+
+# --------------------------------------------------------------------------- code-aware reruns
+
+ALL_BUT_DATA = {"prompts", "train", "predict", "predict_untuned", "evaluate", "report", "all"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "module, expected",
+    [
+        ("prompts.py", ALL_BUT_DATA),  # the shards and everything downstream of them, not ingest or baselines
+        ("report.py", {"report", "all"}),
+        ("families.py", {"train", "predict", "predict_untuned", "evaluate", "report", "all"}),
+    ],
+)
+def test_a_package_edit_reruns_exactly_the_stages_that_run_that_code(tiny_run, tmp_path, module, expected):
+    """A stage's params hold a digest of the package modules its script imports (transitively)."""
+    workdir, _ = tiny_run
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "src" / "instruct_ablate", site / "instruct_ablate")
+    cmd, env = snakemake_command(workdir, tiny_config(), "-n")
+    env["PYTHONPATH"] = str(site)  # the workflow and its jobs import this copy of the package
+
+    def plan():
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    assert "Nothing to be done" in plan().stdout  # the same code: nothing to do
+    path = site / "instruct_ablate" / module
+    text = path.read_text()
+    path.write_text(text + "\n# a comment, and formatting, change no syntax tree\n")
+    assert "Nothing to be done" in plan().stdout
+    path.write_text(text + "\n\ndef _an_edit():\n    return 1\n")
+    proc = plan()
+    assert {rule for rule, _ in planned_jobs(proc)} == expected
+    assert "params" in proc.stdout  # Snakemake names the changed param as the reason

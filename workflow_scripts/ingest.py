@@ -15,7 +15,7 @@ result = ingest_split(
     snakemake.wildcards.part,
     instances_per_task=cfg["instances_per_task"],
     seed=cfg["seed"] or 0,
-    skip_missing=cfg["skip_missing"],
+    skip_missing=bool(cfg["skipped"]),
     typing_rule=TypingRule.from_config(typing),
     limit_tasks=cfg["limit_tasks"],
 )

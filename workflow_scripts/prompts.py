@@ -21,7 +21,8 @@ files = write_shards(
     prompts,
     audit,
     snakemake.output[0],
-    p.tasks_per_shard,
+    # from the config, not params: the shard layout changes no prompt, so it is no rerun trigger
+    snakemake.config["data"]["tasks_per_shard"],
     meta={
         "variant": spec.__dict__,
         "part": snakemake.wildcards.part,

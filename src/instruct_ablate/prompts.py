@@ -113,7 +113,7 @@ def render_variant(
     instances: pl.DataFrame,
     spec: VariantSpec,
     *,
-    seed: int,
+    seed: int | None,
     templates: SimplifiedTemplates = SimplifiedTemplates(),
     max_rank: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -124,8 +124,14 @@ def render_variant(
     one row per task with the definition and demonstrations actually shown
     (the reviewable record of simplified definitions and delusive examples).
     ``target`` is one reference chosen with a seeded RNG per instance
-    (Tk-Instruct draws ``random.choice`` of the references).
+    (Tk-Instruct draws ``random.choice`` of the references); with ``seed=None``
+    (unseen tasks, where the target is never trained on) it is the first
+    reference, and the shards do not depend on the data seed. Delusive
+    demonstrations need a seed: ``seed=None`` with a delusive variant raises
+    ``ValueError``.
     """
+    if seed is None and spec.demonstration_kind == "delusive":
+        raise ValueError(f"variant {spec.name}: delusive demonstrations are drawn with the data seed; seed=None given")
     if max_rank is not None:
         instances = instances.filter(pl.col("rank") < max_rank)
     by_task = instances.partition_by("task", as_dict=True, maintain_order=True)
@@ -164,7 +170,7 @@ def render_variant(
                 "note": note,
             }
         )
-        rng = random.Random(stable_seed("target", seed, name))
+        rng = random.Random(stable_seed("target", seed, name)) if seed is not None else None
         for r in inst.iter_rows(named=True):
             query = render_query(r["input"])
             rows.append(
@@ -178,7 +184,7 @@ def render_variant(
                     "demonstrations": blocks,
                     "query": query,
                     "prompt": definition_text + "".join(blocks) + query,
-                    "target": rng.choice(r["references"]),
+                    "target": rng.choice(r["references"]) if rng else r["references"][0],
                     "references": r["references"],
                 }
             )

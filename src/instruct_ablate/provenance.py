@@ -1,0 +1,84 @@
+"""Which package code a workflow stage runs, as a digest: code-aware reruns.
+
+Snakemake reruns a job when its rule's script changes, not when the package
+code that script calls changes. :func:`code_digest` closes that gap: it reads
+a per-rule script's imports of ``instruct_ablate`` modules, follows the
+package's own imports from there (top-level and inside functions, absolute and
+relative), and digests the syntax trees of every module reached. The rules put
+the digest in their ``params``, so an edit to ``prompts.py`` reruns the prompt
+shards and what depends on them, and an edit to ``report.py`` reruns the report
+only. Syntax trees, not bytes: an edit to comments or formatting changes no
+result and reruns nothing; a docstring is part of the tree and counts.
+
+Nothing is imported: the files are found with :func:`importlib.util.find_spec`
+and parsed with :mod:`ast`, so building the DAG stays fast (no torch import).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
+
+__all__ = ["package_dir", "stage_modules", "code_digest"]
+
+PACKAGE = "instruct_ablate"
+
+
+def package_dir() -> Path:
+    """The directory of the ``instruct_ablate`` package Python would import (editable or installed)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{PACKAGE} is not importable (pip install -e . in the repository)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _imported_modules(tree: ast.AST, current: str | None) -> set[str]:
+    """Names of ``instruct_ablate`` modules a syntax tree imports (``current``: the module's own name)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(PACKAGE + ".")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
+                rest = node.module[len(PACKAGE) + 1:]
+                found |= {rest.split(".")[0]} if rest else {a.name for a in node.names}
+            elif node.level == 1 and current is not None:
+                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+    return found
+
+
+def stage_modules(script: str | Path, pkg: Path | None = None) -> list[str]:
+    """Sorted names of the package modules ``script`` runs: its imports and theirs, transitively.
+
+    ``__init__`` (the version string and docstring) is left out: a version bump reruns nothing.
+    Names that are not files of the package are ignored.
+    Raises ``FileNotFoundError`` when ``script`` does not exist.
+    """
+    pkg = pkg or package_dir()
+    todo = _imported_modules(ast.parse(Path(script).read_text(encoding="utf-8")), None) - {"__init__"}
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        path = pkg / f"{name}.py"
+        if name in seen or name == "__init__" or not path.is_file():
+            continue
+        seen.add(name)
+        todo |= _imported_modules(ast.parse(path.read_text(encoding="utf-8")), name) - seen
+    return sorted(seen)
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(script: str | Path, pkg: str | Path | None = None) -> str:
+    """A 16-hex-digit digest of the syntax trees of every package module ``script`` runs.
+
+    Equal digests mean the stage runs the same code (up to comments and formatting).
+    """
+    pkg = Path(pkg) if pkg else package_dir()
+    h = hashlib.sha256()
+    for name in stage_modules(script, pkg):
+        tree = ast.parse((pkg / f"{name}.py").read_text(encoding="utf-8"))
+        h.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    return h.hexdigest()[:16]
