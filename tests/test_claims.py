@@ -349,3 +349,27 @@ def test_eval_variant_effects():
     assert set(eff["eval_variant"]) == {"delusive"} and (eff["ci_high"] < 0).all()
     assert eff["difference"].to_list() == pytest.approx([-5.0, -5.0], abs=0.6)
     assert eval_variant_effects(tm.filter(pl.col("eval_variant") != "delusive")).height == 0
+
+
+def test_too_few_tasks_or_no_spread_carry_no_verdict():
+    """Smoke scale: 3 tasks with a clear gap, or both sides 0 on every task, stay inconclusive, said in the note."""
+    clear = {("original", "original"): (0.0, 0.1), ("simplified", "simplified"): (-20.0, 0.1)}
+    tm = _task_metrics(clear, tasks=3, seeds=(1,), sizes=(4,))
+    comparison = {"s": {**COMPARISONS["simplified_vs_original"], "claim": "worse"}}
+    r = evaluate_claims(tm, comparison, n_resamples=N_RESAMPLES)[0].row(0, named=True)
+    assert r["ci_high"] < 0  # the interval alone would support the claim ...
+    assert r["verdict"] == "inconclusive" and "3 shared tasks, fewer than 6: no verdict" in r["note"]  # ... but 3 tasks cannot
+    zeros = _task_metrics(clear, tasks=8, seeds=(1,), sizes=(4,)).with_columns(pl.lit(0.0).alias("rougeL"))
+    r = evaluate_claims(zeros, {"s": COMPARISONS["simplified_vs_original"]}, n_resamples=N_RESAMPLES)[0].row(0, named=True)
+    assert (r["ci_low"], r["ci_high"], r["ci_method"]) == (0.0, 0.0, "degenerate")
+    assert r["verdict"] == "inconclusive" and "no spread" in r["note"]
+
+
+def test_a_comparison_at_the_floor_is_flagged():
+    """Two models that both score about 0 are 'equivalent', and the note says why that means little."""
+    floor = {("original", "original"): (0.0, 0.0), ("simplified", "simplified"): (0.0, 0.0)}
+    tm = _task_metrics(floor, tasks=10, seeds=(1,), sizes=(4,))
+    rng = np.random.default_rng(1)
+    tm = tm.with_columns(pl.Series("rougeL", rng.uniform(0, 2, tm.height)))
+    r = evaluate_claims(tm, {"s": COMPARISONS["simplified_vs_original"]}, n_resamples=N_RESAMPLES)[0].row(0, named=True)
+    assert r["verdict"] == "supported" and "at the floor" in r["note"]

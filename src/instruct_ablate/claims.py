@@ -48,16 +48,22 @@ sign-flipped) at random; exact (all ``2**n`` swaps) when ``2**n`` is at most
 it, anything else is inconclusive. For every row the table also gives the
 minimum detectable effect (:func:`min_detectable_effect`) and the number of
 tasks that would settle it (:func:`tasks_needed`), so an inconclusive verdict
-says what more runs would buy.
+says what more runs would buy, and flags comparisons at the floor (both sides
+under :data:`FLOOR` points: two models that fail every task are "equivalent").
 
 **Degenerate cases.** One shared task: no interval and no p-value (the
-bootstrap and the permutation test need two observations); the verdict is
-inconclusive. All task differences equal (often: both sides score 0 on every
-task): BCa is undefined (its acceleration divides by zero; scipy returns NaN),
-and the interval is the degenerate ``[d, d]`` (every resample gives ``d``),
-labelled ``ci_method = "degenerate"``; verdicts follow from it as usual and
-the note says so. Any other NaN from BCa falls back to the percentile interval
-of the same bootstrap distribution (``ci_method = "percentile"``).
+bootstrap and the permutation test need two observations). All task
+differences equal (often: both sides score 0 on every task): BCa is undefined
+(its acceleration divides by zero; scipy returns NaN), and the interval is the
+degenerate ``[d, d]`` (every resample gives ``d``), labelled ``ci_method =
+"degenerate"``. Any other NaN from BCa falls back to the percentile interval of
+the same bootstrap distribution (``ci_method = "percentile"``). In the claims
+table a row with fewer than :data:`MIN_TASKS` shared tasks (6: the fewest with
+which the exact permutation test can reach p < 0.05) or with a degenerate
+interval is *inconclusive* whatever its interval, and the note says why: a
+bootstrap over 3 tasks, or over tasks that all moved by exactly the same
+amount, cannot speak for unseen tasks in general (:func:`verdict` itself
+applies the interval rules only).
 """
 
 from __future__ import annotations
@@ -114,6 +120,11 @@ BASELINES = ("random", "majority")
 UNTUNED = "untuned"
 NOT_RUN = "not run"
 FEW_TASKS = 10  # below this many tasks the note warns that the interval is rough
+#: fewest shared tasks for a verdict other than inconclusive: with n tasks the exact paired permutation
+#: test's smallest two-sided p is 2 / 2**n, below 0.05 only from n = 6 (0.031)
+MIN_TASKS = 6
+#: both sides averaging under this many points: the note flags a floor effect (neither side does the tasks)
+FLOOR = 5.0
 
 _Z_975 = float(stats.norm.ppf(0.975))
 _Z_95 = float(stats.norm.ppf(0.95))
@@ -601,18 +612,43 @@ def _fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _note(c: Comparison, st: PairedStats, v: str, n_seeds: tuple[int, int], mde: float, need: float) -> str:
+def _gate(v: str, st: PairedStats) -> tuple[str, str]:
+    """The verdict a row may carry: too few tasks or no spread across tasks make it inconclusive.
+
+    Returns ``(verdict, reason)``; ``reason`` is ``""`` when the interval's verdict stands.
+    """
+    if st.n < MIN_TASKS:
+        return "inconclusive", f"{st.n} shared task{'s' if st.n != 1 else ''}, fewer than {MIN_TASKS}: no verdict"
+    if st.ci_method == "degenerate":
+        return "inconclusive", (
+            f"all {st.n} task differences equal ({st.difference:+.2f}): no spread to estimate an interval from"
+        )
+    return v, ""
+
+
+def _note(
+    c: Comparison,
+    st: PairedStats,
+    v: str,
+    gated: str,
+    n_seeds: tuple[int, int],
+    mde: float,
+    need: float,
+    means: tuple[float, float],
+) -> str:
     """The table's note: why a verdict is what it is, and what more runs would buy."""
     parts = []
+    if gated:
+        parts.append(gated)
     if st.ci_method == "none":
-        parts.append(f"{st.n} shared task: no interval")
+        parts.append("no interval")
     elif st.ci_method == "degenerate":
-        parts.append(f"all {st.n} task differences equal ({st.difference:+.2f}): degenerate interval")
+        parts.append("degenerate interval")
     elif st.ci_method == "percentile":
         parts.append("BCa undefined: percentile interval")
     if v == "inconclusive":
         scale = f"{st.n} tasks x {'/'.join(str(s) for s in n_seeds)} seeds"
-        if c.claim == "equivalent" and math.isfinite(st.ci90_low):
+        if c.claim == "equivalent" and math.isfinite(st.ci90_low) and st.ci_method != "degenerate":
             widest = max(abs(st.ci90_low), abs(st.ci90_high))
             parts.append(f"inconclusive at {scale}: 90% CI reaches ±{widest:.2f}, margin ±{c.margin:g}")
         elif math.isfinite(mde):
@@ -620,8 +656,12 @@ def _note(c: Comparison, st: PairedStats, v: str, n_seeds: tuple[int, int], mde:
         else:
             parts.append(f"inconclusive at {scale}")
         if math.isfinite(need) and need > st.n:
-            parts.append(f"≈{int(need)} tasks would settle it at the observed difference")
-    if 1 < st.n < FEW_TASKS:
+            parts.append(f"≈{int(need)} tasks would settle it if the true difference were the observed one")
+        elif c.claim == "equivalent" and abs(st.difference) >= c.margin:
+            parts.append(f"the observed difference lies beyond the ±{c.margin:g} margin")
+    if max(means) < FLOOR:
+        parts.append(f"both sides average under {FLOOR:g} points: a comparison at the floor (neither does the tasks)")
+    if MIN_TASKS <= st.n < FEW_TASKS:
         parts.append(f"only {st.n} tasks: rough interval")
     if max(n_seeds) <= 1 and c.a.kind == "tuned":
         parts.append("1 seed: seed spread unknown")
@@ -674,6 +714,16 @@ _DIFF_COLUMNS = {
 }
 
 
+def _has_runs(task_metrics: pl.DataFrame, run: _Run) -> bool:
+    """Whether any run of the selection is in the stacked table (whatever its tasks)."""
+    return task_metrics.filter(
+        (pl.col("model") == run.model)
+        & (pl.col("train_variant") == run.train_variant)
+        & (pl.col("eval_variant") == run.eval_variant)
+        & (pl.col("instances_per_task") == run.instances_per_task)
+    ).height > 0
+
+
 def _seed_sd(values: pl.DataFrame, tasks: Iterable[str]) -> float | None:
     """Standard deviation over seeds of the side's mean over ``tasks`` (None with one seed)."""
     per_seed = values.filter(pl.col("task").is_in(list(tasks))).group_by("seed").agg(pl.col("value").mean())
@@ -703,7 +753,8 @@ def evaluate_claims(
     Returns ``(claims, task_differences)``. ``claims`` has one row per
     comparison × model × instances-per-task value (columns
     ``_CLAIM_COLUMNS``; points 0..100; ``verdict`` one of supported,
-    contradicted, inconclusive, ``not run``). A side whose runs are not in
+    contradicted, inconclusive, ``not run``; fewer than :data:`MIN_TASKS`
+    shared tasks or a degenerate interval make a row inconclusive). A side whose runs are not in
     ``task_metrics`` (a variant not trained, a model not in the study) gives a
     ``not run`` row and a log line, never an error. ``p_holm`` adjusts the
     p-values of all rows together (:func:`holm`). ``task_differences`` has one
@@ -734,9 +785,15 @@ def evaluate_claims(
                 "paper_difference": paper_diff,
                 "paper_source": str(c.paper.get("source", "")),
             }
-            missing = [r.describe() for r, v in ((ra, va), (rb, vb)) if v.height == 0]
-            if missing:
-                why = f"no runs of {' and '.join(missing)} with {METRIC_LABELS[c.metric]} in this study"
+            absent = [r.describe() for r in (ra, rb) if not _has_runs(task_metrics, r)]
+            empty = [r.describe() for r, v in ((ra, va), (rb, vb)) if v.height == 0]
+            why = ""
+            if absent:
+                why = f"no runs of {' and '.join(absent)} in this study"
+            elif empty:
+                scope = f"{METRICS[c.metric][1]} task" if METRICS[c.metric][1] else "task"
+                why = f"no {scope} with {METRIC_LABELS[c.metric]} in {' and '.join(empty)}"
+            if why:
                 log.info("claims: %s (model %s, n=%s): not run: %s", c.name, model, n, why)
                 rows.append({**row, "verdict": NOT_RUN, "note": why, "n_tasks": 0})
                 continue
@@ -750,7 +807,7 @@ def evaluate_claims(
                 continue
             a, b = joined["a"].to_numpy(), joined["b"].to_numpy()
             st = paired_stats(a, b, n_resamples=n_resamples, seed=seed)
-            v = verdict(c.claim, c.margin, (st.ci_low, st.ci_high), (st.ci90_low, st.ci90_high))
+            v, gated = _gate(verdict(c.claim, c.margin, (st.ci_low, st.ci_high), (st.ci90_low, st.ci90_high)), st)
             n_seeds = (int(va["seed"].n_unique()), int(vb["seed"].n_unique()))
             mde = min_detectable_effect(st.sd, st.n)
             need = tasks_needed(c.claim, st.difference, st.sd, c.margin) if v == "inconclusive" else float("nan")
@@ -776,7 +833,7 @@ def evaluate_claims(
                     "mde": mde,
                     "tasks_needed": need,
                     "verdict": v,
-                    "note": _note(c, st, v, n_seeds, mde, need),
+                    "note": _note(c, st, v, gated, n_seeds, mde, need, (float(a.mean()), float(b.mean()))),
                 }
             )
             diffs.append(

@@ -142,7 +142,11 @@ def plot_curves(per_config: pl.DataFrame, path: str | Path, title: str = "") -> 
                 notes.append("no tuned runs")
             ax.set_title(f"{model}: {label}" + (f"  ({'; '.join(notes)})" if notes else ""), fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
+            else:
+                ax.text(0.5, 0.5, f"no {label} values\n(no task of that type)", ha="center", va="center",
+                        fontsize=8, color="0.4", transform=ax.transAxes)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
