@@ -373,3 +373,11 @@ def test_a_comparison_at_the_floor_is_flagged():
     tm = tm.with_columns(pl.Series("rougeL", rng.uniform(0, 2, tm.height)))
     r = evaluate_claims(tm, {"s": COMPARISONS["simplified_vs_original"]}, n_resamples=N_RESAMPLES)[0].row(0, named=True)
     assert r["verdict"] == "supported" and "at the floor" in r["note"]
+
+
+def test_a_named_model_is_followed_by_the_other_side():
+    tm = _task_metrics(SPEC, models=("m1", "m2"))
+    study = {"models": ["m1", "m2"], "instances_per_task": [10, 20], "untuned_eval": "original"}
+    spec = {**COMPARISONS["tuned_vs_untuned"], "a": {"model": "m2", "train_variant": "original", "instances_per_task": 20}}
+    table, _ = evaluate_claims(tm, {"x": spec}, study, n_resamples=N_RESAMPLES)
+    assert table.select("model", "instances_per_task", "a", "b").rows() == [("m2", 20, "original", "untuned")]

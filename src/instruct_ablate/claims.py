@@ -138,8 +138,8 @@ _Z_80 = float(stats.norm.ppf(0.80))
 class Side:
     """One side of a comparison: a set of runs.
 
-    ``model`` None means "the row's model" (every model of the study, one row
-    each); ``train_variant`` is a training variant, ``untuned`` (the base
+    ``model`` None means "the row's model": the other side's model if it
+    names one, else every model of the study (one row each); ``train_variant`` is a training variant, ``untuned`` (the base
     model) or, with ``model="baseline"``, ``random``/``majority``;
     ``eval_variant`` None means the training variant (tuned runs) or the first
     of ``evaluation.untuned`` (the untuned model); ``instances_per_task`` None
@@ -284,17 +284,20 @@ def _resolve(side: Side, model: str, n: int, untuned_eval: str) -> _Run:
 def _rows(c: Comparison, study: Mapping[str, Any]) -> list[tuple[str, int, _Run, _Run]]:
     """(row model, row size, run a, run b) for every row of comparison ``c``.
 
-    Models: every model of the study where a side leaves ``model`` out, else
-    the named one. Sizes: those listed by side ``a``, else by ``b``, else every
-    size of the study; 0 when neither side is tuned. A side with a single size
-    is held at it; the untuned model and the baselines have no size.
+    Models: the model a side names (a side without one follows it: one row),
+    else every model of the study (one row each). Sizes: those listed by side
+    ``a``, else by ``b``, else every size of the study; 0 when neither side is
+    tuned. A side with a single size is held at it; the untuned model and the
+    baselines have no size.
     """
     sides = (c.a, c.b)
     named = [s.model for s in sides if s.kind != "baseline" and s.model]
-    if any(s.kind != "baseline" and not s.model for s in sides):
+    if named:
+        models = named[:1]
+    elif any(s.kind != "baseline" for s in sides):
         models = list(study["models"])
     else:
-        models = named[:1] or [BASELINE_MODEL]
+        models = [BASELINE_MODEL]
     tuned = [s for s in sides if s.kind == "tuned"]
     if not tuned:
         sizes = [0]
@@ -963,9 +966,11 @@ def claims_markdown(claims: pl.DataFrame) -> str:
         "supported when the 90 % interval lies inside ±margin, contradicted when wholly outside; otherwise "
         "inconclusive (the note gives the minimum detectable effect and the tasks that would settle it).\n"
     )
-    sources = claims.filter(pl.col("paper_source") != "").select("comparison", "paper_source").unique(maintain_order=True)
-    if sources.height:
-        legend += "\nThe paper's figures:\n\n" + "".join(
-            f"- {r['comparison']}: {r['paper_source']}\n" for r in sources.iter_rows(named=True)
+    listed = claims.select("comparison", "description", "paper_source").unique("comparison", maintain_order=True)
+    if listed.height:
+        legend += "\nComparisons:\n\n" + "".join(
+            f"- **{r['comparison']}**" + (f": {r['description']}" if r["description"] else "")
+            + (f" (the paper's figure: {r['paper_source']})" if r["paper_source"] else "") + "\n"
+            for r in listed.iter_rows(named=True)
         )
     return "\n".join(lines) + "\n" + legend
