@@ -263,7 +263,7 @@ def test_claims_table_from_synthetic_runs():
     tm = _task_metrics(SPEC, models=("m1", "m2"))
     study = {"models": ["m1", "m2"], "instances_per_task": [10, 20], "untuned_eval": "original"}
     table, diffs = evaluate_claims(tm, COMPARISONS, study, seed=5, n_resamples=N_RESAMPLES)
-    assert set(C._CLAIM_COLUMNS) == set(table.columns)
+    assert set(C.CLAIM_COLUMNS) == set(table.columns)
     # one row per comparison x model x size (model omitted -> every model; size omitted -> every size)
     counts = dict(table.group_by("comparison").len().iter_rows())
     assert counts == {
@@ -325,7 +325,7 @@ def test_inconclusive_rows_say_so_in_the_table():
 def test_a_study_without_comparisons_or_runs():
     tm = _task_metrics(SPEC)
     table, diffs = evaluate_claims(tm, None)
-    assert table.height == 0 and diffs.height == 0 and set(table.columns) == set(C._CLAIM_COLUMNS)
+    assert table.height == 0 and diffs.height == 0 and set(table.columns) == set(C.CLAIM_COLUMNS)
     table, _ = evaluate_claims(tm, {"x": {**COMPARISONS["tuned_vs_untuned"], "a": {"model": "absent", "train_variant": "original"}}})
     assert table["verdict"].to_list() == ["not run", "not run"]
 

@@ -92,6 +92,8 @@ __all__ = [
     "min_detectable_effect",
     "tasks_needed",
     "holm",
+    "CLAIM_COLUMNS",
+    "DIFF_COLUMNS",
     "evaluate_claims",
     "eval_variant_effects",
     "claims_markdown",
@@ -671,7 +673,7 @@ def _note(
     return "; ".join(parts)
 
 
-_CLAIM_COLUMNS = {
+CLAIM_COLUMNS = {
     "comparison": pl.String,
     "description": pl.String,
     "model": pl.String,
@@ -705,7 +707,7 @@ _CLAIM_COLUMNS = {
     "paper_difference": pl.Float64,
     "paper_source": pl.String,
 }
-_DIFF_COLUMNS = {
+DIFF_COLUMNS = {
     "comparison": pl.String,
     "model": pl.String,
     "instances_per_task": pl.Int64,
@@ -754,14 +756,25 @@ def evaluate_claims(
     a row does not depend on the others).
 
     Returns ``(claims, task_differences)``. ``claims`` has one row per
-    comparison × model × instances-per-task value (columns
-    ``_CLAIM_COLUMNS``; points 0..100; ``verdict`` one of supported,
-    contradicted, inconclusive, ``not run``; fewer than :data:`MIN_TASKS`
-    shared tasks or a degenerate interval make a row inconclusive). A side whose runs are not in
+    comparison × model × instances-per-task value, with the columns and
+    dtypes of :data:`CLAIM_COLUMNS`: the row's identity (``comparison``,
+    ``description``, ``model``, ``instances_per_task``, the side labels ``a``
+    and ``b``, ``metric``, ``claim``, ``margin``), ``n_tasks``,
+    ``n_seeds_a``/``_b``, the side means ``mean_a``/``_b`` over the shared
+    tasks, ``difference`` (a − b), ``ci_low``/``ci_high`` (95 %),
+    ``ci90_low``/``ci90_high``, ``ci_method``, ``p_value``, ``p_holm``,
+    ``seed_sd_a``/``_b`` (sd over seeds of the side's mean), ``sd_task_diff``,
+    ``mde``, ``tasks_needed`` (inconclusive rows), ``verdict`` (supported,
+    contradicted, inconclusive or ``not run``), ``note``, ``paper``,
+    ``paper_difference``, ``paper_source``; scores and differences in points
+    (0..100), null where undefined. Fewer than :data:`MIN_TASKS` shared tasks
+    or a degenerate interval make a row inconclusive. A side whose runs are not in
     ``task_metrics`` (a variant not trained, a model not in the study) gives a
     ``not run`` row and a log line, never an error. ``p_holm`` adjusts the
     p-values of all rows together (:func:`holm`). ``task_differences`` has one
-    row per row × shared task (``a``, ``b``, ``difference``; seeds averaged).
+    row per row × shared task (:data:`DIFF_COLUMNS`: ``comparison``, ``model``,
+    ``instances_per_task``, ``metric``, ``task``, ``a``, ``b``, ``difference``;
+    seeds averaged).
     Raises ``ValueError`` for a malformed comparison (see
     :meth:`Comparison.from_config`).
     """
@@ -852,11 +865,11 @@ def evaluate_claims(
                 )
             )
     claims = pl.DataFrame(
-        [{k: r.get(k) for k in _CLAIM_COLUMNS} for r in rows], schema=_CLAIM_COLUMNS, orient="row"
-    ) if rows else pl.DataFrame(schema=_CLAIM_COLUMNS)
+        [{k: r.get(k) for k in CLAIM_COLUMNS} for r in rows], schema=CLAIM_COLUMNS, orient="row"
+    ) if rows else pl.DataFrame(schema=CLAIM_COLUMNS)
     claims = claims.with_columns(pl.col(pl.Float64).fill_nan(None))
     claims = claims.with_columns(pl.Series("p_holm", holm(claims["p_value"].fill_null(float("nan")).to_numpy())).fill_nan(None))
-    task_diffs = pl.concat(diffs) if diffs else pl.DataFrame(schema=_DIFF_COLUMNS)
+    task_diffs = pl.concat(diffs) if diffs else pl.DataFrame(schema=DIFF_COLUMNS)
     return claims, task_diffs
 
 
