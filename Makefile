@@ -27,7 +27,7 @@ setup: $(BIN)/.installed  ## create .venv with every dependency
 
 run: $(BIN)/.installed  ## run the whole pipeline on config.yaml (the embedded NIv2 sample by default)
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
-	@echo; cat results/report/summary.md
+	@echo; cat results/report/summary.md; echo; cat results/report/claims.md
 
 dry-run: $(BIN)/.installed  ## show the jobs snakemake would run
 	$(BIN)/snakemake -n --cores $(CORES) $(SNAKEMAKE_ARGS)

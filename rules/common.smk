@@ -248,6 +248,15 @@ def run_identity(run):
     }
 
 
+def report_study():
+    """The study the claims are read against: its models, sizes and the untuned model's default evaluation variant."""
+    return {
+        "models": list(config["models"]),
+        "instances_per_task": config["data"]["instances_per_task"],
+        "untuned_eval": (config["evaluation"]["untuned"] or ["original"])[0],
+    }
+
+
 def report_outputs():
     return [
         f"{R}/audit/tasks.csv",
@@ -256,4 +265,10 @@ def report_outputs():
         f"{R}/report/summary.csv",
         f"{R}/report/scores.png",
         f"{R}/report/categories.png",
+        f"{R}/report/claims.md",
+        f"{R}/report/claims.csv",
+        f"{R}/report/forest.png",
+        f"{R}/report/curves.png",
+        f"{R}/report/eval_variant_effects.png",
+        f"{R}/report/task_shifts.png",
     ]

@@ -38,6 +38,10 @@ CASES = [
     ("undefined variant", _set("training_variants", ["original", "missing_variant"]), ["variant 'missing_variant' is used but not defined"]),
     ("reserved variant name", _set("variants.untuned", {"definition": "none"}), ["untuned"]),
     ("batch not divisible", _set("training.per_device_batch_size", 7), ["models.minilm-bert2bert", "must be a multiple"]),
+    ("unknown comparison metric", _set("comparisons.simplified_vs_original.metric", "bleu"), ["'bleu' is not one of", "['comparisons']['simplified_vs_original']['metric']"]),
+    ("equivalent claim without margin", _set("comparisons.simplified_vs_original.margin", KeyError), ["'margin' is a required property", "['comparisons']['simplified_vs_original']"]),
+    ("unknown claim", _set("comparisons.tuned_vs_untuned.claim", "similar"), ["'similar' is not one of", "['comparisons']['tuned_vs_untuned']['claim']"]),
+    ("comparison side without variant", _set("comparisons.tuned_vs_untuned.b", {"model": "baseline"}), ["'train_variant' is a required property", "['comparisons']['tuned_vs_untuned']['b']"]),
 ]
 
 

@@ -7,6 +7,7 @@ then runs Snakemake again and checks that nothing is redone.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -63,8 +64,34 @@ def tiny_config(results: str = "results") -> dict:
         },
         "decoding": {"max_new_tokens": 8, "batch_tokens": 1024},
         "resources": {"train": {"threads": 1}, "predict": {"threads": 1}},
-        "report": {"title": "tiny end-to-end"},
+        "report": {"title": "tiny end-to-end", "n_resamples": 999},
+        "comparisons": TINY_COMPARISONS,
     }
+
+
+# The paper's findings at smoke scale: one of them names a variant the tiny study does not train (not run).
+TINY_COMPARISONS = {
+    "simplified_vs_original": {
+        "a": {"train_variant": "simplified"}, "b": {"train_variant": "original"},
+        "metric": "rougeL", "claim": "equivalent", "margin": 2.0,
+    },
+    "delusive_vs_original": {
+        "a": {"train_variant": "delusive"}, "b": {"train_variant": "original"},
+        "metric": "rougeL", "claim": "equivalent", "margin": 2.0,
+    },
+    "delusive_at_test_time": {
+        "a": {"train_variant": "original", "eval_variant": "delusive"}, "b": {"train_variant": "original"},
+        "metric": "rougeL", "claim": "worse", "paper": {"note": "-0.28 to -6.10 points", "source": "notebook cell 11"},
+    },
+    "tuned_vs_untuned": {
+        "a": {"model": "tiny-t5", "train_variant": "original"}, "b": {"train_variant": "untuned"},
+        "metric": "cls_exact_match", "claim": "better", "paper": {"values": [{"a": 43.0, "b": 30.0}]},
+    },
+    "tuned_vs_random_baseline": {
+        "a": {"train_variant": "original"}, "b": {"model": "baseline", "train_variant": "random"},
+        "metric": "rougeL", "claim": "equivalent", "margin": 2.0,
+    },
+}
 
 
 def snakemake_command(workdir: Path, config: dict, *extra: str) -> tuple[list[str], dict[str, str]]:
@@ -170,8 +197,24 @@ def test_every_artifact_is_written(tiny_run):
     md = (res / "report" / "summary.md").read_text()
     assert "Classification EM" in md and "untuned" in md
     assert "analytic expected classification EM" in md
-    for png in ("scores.png", "categories.png"):
-        assert (res / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("scores.png", "categories.png", *CLAIM_FIGURES):
+        assert (res / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    # The claims table: one row per comparison (one model, one size), the untrained variant "not run",
+    # and at 3 unseen tasks no verdict (said in the table's note, not only in the README).
+    claims = pl.read_csv(res / "report" / "claims.csv")
+    assert claims["comparison"].sort().to_list() == sorted(TINY_COMPARISONS)
+    verdicts = dict(zip(claims["comparison"], claims["verdict"]))
+    assert verdicts.pop("delusive_vs_original") == "not run"
+    assert set(verdicts.values()) == {"inconclusive"}
+    ran = claims.filter(pl.col("verdict") != "not run")
+    assert (ran["n_tasks"] <= 3).all() and (ran["n_seeds_a"] == 1).all()
+    assert ran["note"].str.contains("fewer than 6: no verdict").all()
+    assert ran["p_value"].is_not_null().all() and (ran["p_holm"] >= ran["p_value"]).all()
+    assert claims.filter(pl.col("comparison") == "tuned_vs_untuned")["paper_difference"].to_list() == [13.0]
+    claims_md = (res / "report" / "claims.md").read_text()
+    assert "| comparison |" in claims_md and "**not run**" in claims_md and "notebook cell 11" in claims_md
+    diffs = pl.read_csv(res / "report" / "task_differences.csv")
+    assert set(diffs["comparison"]) == set(ran["comparison"])
     # Every artifact lies under the results folder (plus Snakemake's own bookkeeping).
     stray = {p.name for p in workdir.iterdir()} - {"results", ".snakemake", "config.tiny.yaml"}
     assert not stray, stray
@@ -210,16 +253,41 @@ def test_predictions_are_deterministic(tiny_run, tmp_path):
         assert pa.equals(pb), run
 
 
+CLAIM_FIGURES = ("forest.png", "curves.png", "eval_variant_effects.png", "task_shifts.png")
+
+
+def _embedded(html: str, filename: str) -> bytes:
+    """The bytes of a file embedded in a Snakemake HTML report (a base64 data URI naming the file)."""
+    m = re.search(r"data:[^;\"]+;(?:charset=[^;\"]+;)?filename=" + re.escape(filename) + r";base64,([A-Za-z0-9+/=]+)", html)
+    assert m, f"{filename} is not embedded in the report"
+    return base64.b64decode(m.group(1))
+
+
 @pytest.mark.slow
 def test_html_report_holds_plots_and_captions(tiny_run):
     """`snakemake --report` builds one HTML file with the plots, tables and their captions."""
     workdir, _ = tiny_run
-    out = workdir / "results" / "report.html"
+    res = workdir / "results"
+    out = res / "report.html"
     proc = run_snakemake(workdir, tiny_config(), "--report", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
     for needle in ("scores.png", "categories.png", "summary.csv", "tasks.csv", "Headline numbers", "instruct-ablate asks"):
         assert needle in html, needle
+    # the claims table, its per-task differences and every figure, with their captions
+    assert _embedded(html, "claims.csv") == (res / "report" / "claims.csv").read_bytes()
+    assert _embedded(html, "task_differences.csv") == (res / "report" / "task_differences.csv").read_bytes()
+    for png in CLAIM_FIGURES:
+        assert _embedded(html, png) == (res / "report" / png).read_bytes(), png
+    for caption in (
+        "The claims table",
+        "Every per-task difference behind the claims table",
+        "Every comparison's difference a",
+        "The paper's main figure",
+        "Test-time instruction changes",
+        "Where instructions matter",
+    ):
+        assert caption in html, caption
 
 
 # --------------------------------------------------------------------------- precise reruns

@@ -1,4 +1,4 @@
-"""Snakemake script of rule `report`: summary tables and plots across all runs."""
+"""Snakemake script of rule `report`: summary tables and plots across all runs, the claims table and figures."""
 
 from pathlib import Path
 
@@ -13,4 +13,7 @@ build_report(
     Path(snakemake.output.md).parent,
     title=snakemake.params.title,
     random_expected=pl.read_csv(snakemake.input.random_expected),
+    comparisons=snakemake.params.comparisons,
+    study=snakemake.params.study,
+    **snakemake.params.statistics,
 )

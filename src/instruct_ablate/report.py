@@ -1,23 +1,27 @@
-"""Summary tables and plots across runs (Kung & Peng 2023, Tables 1-2, Figures 2-4).
+"""Summary tables and plots across runs (Kung & Peng 2023, Tables 1-2, Figures 2-4), and the claims table.
 
 Per run (model, training variant, instances per task, seed, evaluation
 variant) we report the paper's three headline numbers: exact match on the
 classification tasks, ROUGE-L on the generation tasks and ROUGE-L on all
 tasks (plus overall exact match), micro-averaged over evaluation instances as
-NIv2 does. Seeds are then averaged (mean and standard deviation).
+NIv2 does. Seeds are then averaged (mean and standard deviation). The
+configured comparisons become verdicts (:mod:`instruct_ablate.claims`) and
+the paper's figures are drawn (:mod:`instruct_ablate.figures`).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import polars as pl
 
+from . import figures
+from .claims import claims_markdown, eval_variant_effects, evaluate_claims
 from .io import atomic_path, write_table
 
-__all__ = ["summarise", "markdown_table", "plot_summary", "plot_categories", "build_report"]
+__all__ = ["summarise", "markdown_table", "plot_summary", "plot_categories", "build_claims", "build_report"]
 
 log = logging.getLogger("instruct_ablate.report")
 
@@ -229,17 +233,71 @@ def plot_categories(task_metrics: pl.DataFrame, path: str | Path, metric: str = 
     plt.close(fig)
 
 
+def build_claims(
+    task_metrics: pl.DataFrame,
+    out_dir: str | Path,
+    comparisons: Mapping[str, Mapping[str, Any]] | None,
+    study: Mapping[str, Any] | None = None,
+    per_config: pl.DataFrame | None = None,
+    title: str = "",
+    seed: int = 0,
+    n_resamples: int = 9999,
+) -> pl.DataFrame:
+    """Write the claims table and the paper's figures under ``out_dir``; return the claims table.
+
+    ``task_metrics``: the stacked per-run ``tasks.parquet`` tables;
+    ``comparisons``: the config's ``comparisons:`` mapping
+    (:func:`instruct_ablate.claims.evaluate_claims`, ``study``, ``seed`` and
+    ``n_resamples`` go there too); ``per_config``: :func:`summarise`'s second
+    table (computed when None). Writes ``claims.csv``, ``claims.md``,
+    ``task_differences.csv``, ``eval_variant_effects.csv``, ``curves.png``,
+    ``eval_variant_effects.png``, ``forest.png`` and ``task_shifts.png``.
+    Raises ``ValueError`` for a malformed comparison.
+    """
+    out_dir = Path(out_dir)
+    if per_config is None:
+        per_config = summarise(task_metrics)[1]
+    claims, task_diffs = evaluate_claims(task_metrics, comparisons, study, seed=seed, n_resamples=n_resamples)
+    effects = pl.concat(
+        [eval_variant_effects(task_metrics, m, seed=seed, n_resamples=n_resamples) for m in ("rougeL", "cls_exact_match")]
+    )
+    write_table(claims, out_dir / "claims.csv")
+    write_table(task_diffs, out_dir / "task_differences.csv")
+    write_table(effects, out_dir / "eval_variant_effects.csv")
+    md = claims_markdown(claims) if claims.height else "No comparison is configured (`comparisons:` in config.yaml).\n"
+    with atomic_path(out_dir / "claims.md") as tmp:
+        tmp.write_text((f"# {title}: claims\n\n" if title else "# Claims\n\n") + md)
+    figures.plot_curves(per_config, out_dir / "curves.png", title=title)
+    figures.plot_eval_variant_effects(effects, out_dir / "eval_variant_effects.png")
+    figures.plot_forest(claims, out_dir / "forest.png")
+    figures.plot_task_shifts(task_diffs, out_dir / "task_shifts.png")
+    counts = claims.group_by("verdict").len().sort("verdict")
+    log.info(
+        "claims: %d rows (%s)\n%s",
+        claims.height,
+        ", ".join(f"{r['len']} {r['verdict']}" for r in counts.iter_rows(named=True)) or "none",
+        md,
+    )
+    return claims
+
+
 def build_report(
     task_metric_files: Sequence[str | Path],
     out_dir: str | Path,
     title: str = "",
     random_expected: pl.DataFrame | None = None,
+    comparisons: Mapping[str, Mapping[str, Any]] | None = None,
+    study: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    n_resamples: int = 9999,
 ) -> pl.DataFrame:
     """Stack the runs' ``tasks.parquet`` files and write the report under ``out_dir``.
 
     Writes ``runs.csv`` (one row per run), ``summary.csv`` and ``summary.md``
     (seeds averaged), ``tasks.csv`` (every run × task), ``scores.png`` and
-    ``categories.png``. ``random_expected`` (from
+    ``categories.png``, and the claims table and figures of
+    :func:`build_claims` (``comparisons``, ``study``, ``seed``,
+    ``n_resamples``). ``random_expected`` (from
     :func:`instruct_ablate.baselines.random_expected_exact_match`) adds the
     random baseline's analytic expected exact match to ``summary.md``. Returns the per-configuration summary. Raises
     ``ValueError`` if no file is given.
@@ -263,5 +321,6 @@ def build_report(
         )
     plot_summary(per_config, out_dir / "scores.png", title=title)
     plot_categories(tm, out_dir / "categories.png")
+    build_claims(tm, out_dir, comparisons, study, per_config, title=title, seed=seed, n_resamples=n_resamples)
     log.info("report written to %s\n%s", out_dir, md)
     return per_config
