@@ -79,11 +79,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for a usage error, as argparse)."""
+    """Run the command line; returns the exit status (2 for a usage error, as argparse; 1 for a bad input,
+    reported as one line naming the file or field, with the traceback only in ``--log``)."""
     args = _parser().parse_args(argv)
-    from .io import setup_logging
+    from .io import USER_ERRORS, describe_error, log_failure, setup_logging
 
     setup_logging(args.log)
+    try:
+        return _run(args)
+    except USER_ERRORS as exc:
+        log_failure(exc)
+        print(f"instruct-ablate {args.command}: error: {describe_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
     if args.command == "train":
         from .train import Checkpointing, TrainingConfig, TrainingPreempted, train
 

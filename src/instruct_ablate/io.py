@@ -29,7 +29,21 @@ __all__ = [
     "stable_digest",
     "stable_seed",
     "setup_logging",
+    "USER_ERRORS",
+    "describe_error",
+    "log_failure",
 ]
+
+# Errors a user's input or config causes (a bad file, a wrong path, a wrong value): reported as their
+# message, not a traceback, on stderr; the log file holds the traceback too.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError, json.JSONDecodeError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error: ``"<Type>: <message>"`` (a ``KeyError``'s key quoted as a missing field)."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"missing field {exc.args[0]!r}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
@@ -129,8 +143,24 @@ def stable_seed(*parts: Any) -> int:
     return int(stable_digest(list(parts), length=15), 16)
 
 
+def log_failure(exc: BaseException) -> None:
+    """Write ``exc`` (message and traceback) to the log files of :func:`setup_logging` only, not stderr."""
+    root = logging.getLogger()
+    record = root.makeRecord("instruct_ablate", logging.ERROR, __file__, 0, "job failed: %s",
+                             (describe_error(exc),), (type(exc), exc, exc.__traceback__))
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+            handler.flush()
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Log to stderr and, when given, to ``log_file`` (the rule's ``log:``); return the package logger."""
+    """Log to stderr and, when given, to ``log_file`` (the rule's ``log:``); return the package logger.
+
+    Also installs an exception hook, so that an error that ends the job is written to the log file
+    (message and traceback) as well as stderr, where Snakemake's "check log file(s)" sends the user.
+    For :data:`USER_ERRORS` stderr gets the message alone (``error: FileNotFoundError: …``).
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -141,4 +171,18 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
         handlers=handlers,
         force=True,
     )
-    return logging.getLogger("instruct_ablate")
+    logger = logging.getLogger("instruct_ablate")
+
+    def hook(kind, exc, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        log_failure(exc)  # the whole story in the job's log
+        if issubclass(kind, USER_ERRORS):
+            print(f"error: {describe_error(exc)}" + (f" (traceback in {log_file})" if log_file else ""),
+                  file=sys.stderr)
+        else:
+            sys.__excepthook__(kind, exc, tb)
+
+    sys.excepthook = hook
+    return logger
