@@ -263,6 +263,7 @@ def report_outputs():
         f"{R}/audit/random_expected.csv",
         f"{R}/report/summary.md",
         f"{R}/report/summary.csv",
+        f"{R}/report/provenance.csv",
         f"{R}/report/scores.png",
         f"{R}/report/categories.png",
         f"{R}/report/claims.md",

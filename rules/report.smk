@@ -23,6 +23,11 @@ rule report:
             caption="../report/categories.rst",
             category="Summary",
         ),
+        provenance=report(
+            f"{R}/report/provenance.csv",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
         claims_md=f"{R}/report/claims.md",
         claims=report(
             f"{R}/report/claims.csv",

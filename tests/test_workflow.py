@@ -164,6 +164,10 @@ def test_every_artifact_is_written(tiny_run):
         assert log["step"].to_list() == [1, 2, 3] and log["loss"].is_finite().all()
         meta = json.loads((ckpt / "metadata.json").read_text())
         assert meta["steps"] == 3 and meta["n_instances"] == 16 and meta["seed"] == 3
+        prov = meta["provenance"]
+        assert prov["package_version"] and len(prov["code_digest"]) == 16 and prov["torch"] and prov["transformers"]
+        assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
+        assert len(prov["config_digest"]) == 16
 
     for run, tv, ev in RUNS:
         preds = pl.read_parquet(res / "predictions" / f"{run}.parquet")
@@ -194,6 +198,12 @@ def test_every_artifact_is_written(tiny_run):
     summary = pl.read_csv(res / "report" / "summary.csv")
     assert summary.height == len(RUNS)
     assert set(summary["train_variant"]) == {"random", "majority", "untuned", "original", "simplified"}
+    for meta_file in (res / "prompts" / "original" / "test" / "meta.json",
+                      res / "metrics" / "tiny-t5" / "untuned" / "original" / "overall.json"):
+        assert json.loads(meta_file.read_text())["provenance"]["code_digest"], meta_file
+    prov = pl.read_csv(res / "report" / "provenance.csv")
+    assert {"package_version", "code_digest", "git_commit", "git_dirty", "python", "torch", "transformers",
+            "config_digest"} == set(prov["key"])
     md = (res / "report" / "summary.md").read_text()
     assert "Classification EM" in md and "untuned" in md
     assert "analytic expected classification EM" in md
@@ -272,7 +282,8 @@ def test_html_report_holds_plots_and_captions(tiny_run):
     proc = run_snakemake(workdir, tiny_config(), "--report", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = out.read_text(errors="replace")
-    for needle in ("scores.png", "categories.png", "summary.csv", "tasks.csv", "Headline numbers", "instruct-ablate asks"):
+    for needle in ("scores.png", "categories.png", "summary.csv", "tasks.csv", "Headline numbers", "instruct-ablate asks",
+                   "provenance.csv", "git commit of the checkout"):
         assert needle in html, needle
     # the claims table, its per-task differences and every figure, with their captions
     assert _embedded(html, "claims.csv") == (res / "report" / "claims.csv").read_bytes()

@@ -6,6 +6,7 @@ import polars as pl
 
 from instruct_ablate.evaluate import evaluate_predictions
 from instruct_ablate.io import setup_logging
+from instruct_ablate.provenance import describe
 
 setup_logging(snakemake.log[0])
 evaluate_predictions(
@@ -13,4 +14,5 @@ evaluate_predictions(
     Path(snakemake.output.tasks).parent,
     snakemake.params.run,
     task_info=pl.read_parquet(snakemake.input.tasks),
+    provenance=describe(snakemake.params.get("code"), snakemake.config),
 )

@@ -3,6 +3,7 @@
 import polars as pl
 
 from instruct_ablate.io import setup_logging
+from instruct_ablate.provenance import describe
 from instruct_ablate.prompts import render_variant, write_shards
 from instruct_ablate.variants import SimplifiedTemplates, VariantSpec
 
@@ -28,6 +29,7 @@ files = write_shards(
         "part": snakemake.wildcards.part,
         "seed": p.seed,
         "tasks_with_notes": dict(zip(noted["task"], noted["note"])),
+        "provenance": describe(p.code, snakemake.config),
     },
 )
 log.info("%s/%s: %d prompts of %d tasks in %d shards", spec.name, snakemake.wildcards.part,

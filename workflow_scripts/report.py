@@ -5,6 +5,7 @@ from pathlib import Path
 import polars as pl
 
 from instruct_ablate.io import setup_logging
+from instruct_ablate.provenance import describe
 from instruct_ablate.report import build_report
 
 setup_logging(snakemake.log[0])
@@ -16,4 +17,5 @@ build_report(
     comparisons=snakemake.params.comparisons,
     study=snakemake.params.study,
     **snakemake.params.statistics,
+    provenance=describe(snakemake.params.code, snakemake.config),
 )

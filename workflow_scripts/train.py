@@ -2,6 +2,7 @@
 
 from instruct_ablate.gpu_slots import job_device
 from instruct_ablate.io import setup_logging
+from instruct_ablate.provenance import describe
 from instruct_ablate.train import Checkpointing, TrainingConfig, train
 
 setup_logging(snakemake.log[0])
@@ -20,4 +21,5 @@ with job_device(training.get("device", "cpu")) as device:
         resume_dir=snakemake.params.resume_dir,
         # Read from the config, not params: how often to save does not change the weights, so it is no rerun trigger.
         checkpointing=Checkpointing.from_dict(snakemake.config.get("checkpointing")),
+        provenance=describe(snakemake.params.get("code"), snakemake.config),
     )

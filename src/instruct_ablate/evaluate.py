@@ -52,12 +52,16 @@ def label_space_membership(scored: pl.DataFrame, tasks: pl.DataFrame) -> pl.Data
 
 
 def evaluate_predictions(
-    predictions_path: str | Path, out_dir: str | Path, run: dict[str, Any], task_info: pl.DataFrame | None = None
+    predictions_path: str | Path,
+    out_dir: str | Path,
+    run: dict[str, Any],
+    task_info: pl.DataFrame | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score ``predictions_path`` and write the metric tables under ``out_dir``.
 
     Writes ``instances.parquet``, ``tasks.{parquet,csv}``, ``categories.{parquet,csv}``
-    and ``overall.json``. ``run`` gives the identity columns (:data:`RUN_KEYS`);
+    and ``overall.json`` (with ``provenance``, :func:`instruct_ablate.provenance.describe`). ``run`` gives the identity columns (:data:`RUN_KEYS`);
     ``task_info`` (the test tasks table) adds the label-space columns.
     Returns the overall metrics. Raises ``ValueError`` if the file is empty or
     lacks a column.
@@ -94,7 +98,7 @@ def evaluate_predictions(
             for r in by_type.iter_rows(named=True)
         },
     }
-    write_json(result, out_dir / "overall.json")
+    write_json({**result, "provenance": provenance or {}}, out_dir / "overall.json")
     log.info(
         "%s: EM %.2f, ROUGE-L %.2f over %d instances of %d tasks",
         predictions_path, result["exact_match"], result["rougeL"], result["n_instances"], result["n_tasks"],

@@ -1,4 +1,4 @@
-"""Which package code a workflow stage runs, as a digest: code-aware reruns.
+"""Which package code a workflow stage runs, as a digest: code-aware reruns and provenance.
 
 Snakemake reruns a job when its rule's script changes, not when the package
 code that script calls changes. :func:`code_digest` closes that gap: it reads
@@ -12,6 +12,11 @@ result and reruns nothing; a docstring is part of the tree and counts.
 
 Nothing is imported: the files are found with :func:`importlib.util.find_spec`
 and parsed with :mod:`ast`, so building the DAG stays fast (no torch import).
+
+:func:`describe` is what every metadata file and the report record of where a
+result came from: package version, the stage's code digest, the git commit (and
+whether the tree was dirty), Python, torch and transformers versions, and a
+digest of the config.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-__all__ = ["package_dir", "stage_modules", "code_digest"]
+__all__ = ["package_dir", "stage_modules", "code_digest", "describe"]
 
 PACKAGE = "instruct_ablate"
 
@@ -82,3 +87,47 @@ def code_digest(script: str | Path, pkg: str | Path | None = None) -> str:
         tree = ast.parse((pkg / f"{name}.py").read_text(encoding="utf-8"))
         h.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def describe(code: str | None = None, config: dict | None = None) -> dict[str, object]:
+    """Provenance of a result: a flat dict of strings and booleans (JSON-ready).
+
+    Keys: ``package_version``, ``code_digest`` (the stage's, ``code``), ``git_commit`` and
+    ``git_dirty`` (of the checkout holding the package; ``None`` outside git), ``python``,
+    ``torch`` and ``transformers`` versions (``None`` when not installed), ``config_digest``
+    (:func:`instruct_ablate.io.stable_digest` of ``config``).
+    """
+    import platform
+    from importlib import metadata
+
+    from .io import stable_digest
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    where = package_dir()
+    commit = _git(["rev-parse", "HEAD"], where)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], where) if commit else None
+    return {
+        "package_version": version("instruct-ablate"),
+        "code_digest": code,
+        "git_commit": commit,
+        "git_dirty": bool(status) if commit else None,
+        "python": platform.python_version(),
+        "torch": version("torch"),
+        "transformers": version("transformers"),
+        "config_digest": stable_digest(config) if config is not None else None,
+    }

@@ -281,6 +281,12 @@ def build_claims(
     return claims
 
 
+def _provenance_lines(provenance: Mapping[str, Any] | None) -> str:
+    if not provenance:
+        return ""
+    return "\n\nProvenance: " + ", ".join(f"{k} {v}" for k, v in provenance.items()) + "\n"
+
+
 def build_report(
     task_metric_files: Sequence[str | Path],
     out_dir: str | Path,
@@ -290,8 +296,12 @@ def build_report(
     study: Mapping[str, Any] | None = None,
     seed: int = 0,
     n_resamples: int = 9999,
+    provenance: Mapping[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Stack the runs' ``tasks.parquet`` files and write the report under ``out_dir``.
+
+    ``provenance`` (:func:`instruct_ablate.provenance.describe`) is written to
+    ``provenance.csv`` (key, value) and as the last lines of ``summary.md``.
 
     Writes ``runs.csv`` (one row per run), ``summary.csv`` and ``summary.md``
     (seeds averaged), ``tasks.csv`` (every run × task), ``scores.png`` and
@@ -318,7 +328,11 @@ def build_report(
             "mean ± standard deviation over seeds.\n\n"
             + md
             + _random_expected_line(random_expected)
+            + _provenance_lines(provenance)
         )
+    write_table(pl.DataFrame({"key": list((provenance or {}).keys()),
+                              "value": [str(v) for v in (provenance or {}).values()]},
+                             schema={"key": pl.String, "value": pl.String}), out_dir / "provenance.csv")
     plot_summary(per_config, out_dir / "scores.png", title=title)
     plot_categories(tm, out_dir / "categories.png")
     build_claims(tm, out_dir, comparisons, study, per_config, title=title, seed=seed, n_resamples=n_resamples)

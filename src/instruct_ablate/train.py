@@ -448,8 +448,12 @@ def run_loop(
     return time.perf_counter() - start
 
 
-def write_checkpoint(job: TrainingJob, state: ResumeState, out_dir: str | Path, segment_seconds: float) -> dict[str, Any]:
-    """Write ``out_dir`` atomically: weights (or the LoRA adapter), tokenizer, loss log, ``metadata.json``."""
+def write_checkpoint(
+    job: TrainingJob, state: ResumeState, out_dir: str | Path, segment_seconds: float,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``out_dir`` atomically: weights (or the LoRA adapter), tokenizer, loss log, ``metadata.json``
+    (with ``provenance``, :func:`instruct_ablate.provenance.describe`)."""
     model = job.model
     model.eval()
     model.to("cpu")
@@ -480,6 +484,7 @@ def write_checkpoint(job: TrainingJob, state: ResumeState, out_dir: str | Path, 
         "torch": torch.__version__,
         "python": platform.python_version(),
         "shard_meta": json.loads((job.shard_dir / "meta.json").read_text()),
+        "provenance": provenance or {},
     }
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -500,6 +505,7 @@ def train(
     threads: int | None = None,
     resume_dir: str | Path | None = None,
     checkpointing: Checkpointing = Checkpointing(),
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the base model of ``model_spec`` on the training shards of ``shard_dir``.
 
@@ -524,7 +530,7 @@ def train(
     if cfg.compile:
         job.model.compile()
     seconds = run_loop(job, state, resume_dir=resume_dir, checkpointing=checkpointing)
-    meta = write_checkpoint(job, state, out_dir, seconds)
+    meta = write_checkpoint(job, state, out_dir, seconds, provenance)
     if resume_dir is not None:
         shutil.rmtree(resume_dir, ignore_errors=True)
     log.info("saved checkpoint to %s (%.1f s, final loss %.4f)", out_dir, state.elapsed, meta["final_loss"])
