@@ -8,13 +8,42 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+
+def _yaml_overrides(cfg, schema_file):
+    """Read ``--config key=value`` strings as YAML where the schema wants no string, so that
+    ``--config skip_missing_tasks=true`` and ``--config seeds=[1,2]`` validate as a bool and a list
+    (Snakemake passes the first as a string and splits the second into strings).
+    """
+    import yaml
+
+    def parse(key, value):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(
+                f"--config {key}={value}: not valid YAML ({exc})"
+            ) from None
+
+    props = yaml.safe_load(open(schema_file))["properties"]
+    for key, value in list(cfg.items()):
+        want = props.get(key, {})
+        if isinstance(value, str) and want.get("type") not in (None, "string"):
+            cfg[key] = parse(key, value)
+        elif isinstance(value, list) and want.get("items", {}).get("type") not in (
+            None,
+            "string",
+        ):
+            cfg[key] = [parse(key, v) if isinstance(v, str) else v for v in value]
+
+
+_yaml_overrides(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml")
 
+# The package's code digests (params of every rule); read from the repository where Snakemake's
+# Python does not have the package installed.
 try:
     from instruct_ablate.provenance import code_digest
-except (
-    ImportError
-):  # the package is not installed where Snakemake runs: read it from the repository
+except ImportError:
     import sys
 
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))

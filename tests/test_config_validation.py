@@ -72,3 +72,20 @@ def test_default_config_is_valid(tmp_path):
         [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path)], cwd=REPO, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_one_line_overrides_are_read_as_yaml(tmp_path):
+    """`--config skip_missing_tasks=true seeds=[1,2]` (the README's one-line overrides) validate and take effect."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path), "--config", "skip_missing_tasks=true",
+         "seeds=[1,2]", "results_dir=elsewhere"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    assert "seed=2" in out and "seed=1" in out and "elsewhere/models/" in out
+    bad = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path), "--config", "seeds=[1,x]"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert bad.returncode != 0 and "'x' is not of type 'integer'" in bad.stdout + bad.stderr
