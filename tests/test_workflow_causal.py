@@ -14,7 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.test_workflow import REPO, planned_jobs, run_snakemake, tiny_config
+import subprocess
+
+from tests.test_workflow import REPO, planned_jobs, run_snakemake, snakemake_command, tiny_config
 
 TINY_LLAMA = {
     "kind": "llama_random",
@@ -92,7 +94,9 @@ def test_shipped_decoder_only_configs_dry_run(config, tmp_path):
     cfg = yaml.safe_load((REPO / config).read_text())
     if cfg["niv2_dir"].startswith("/data"):
         cfg["niv2_dir"], cfg["split"] = str(REPO / "data" / "niv2-sample"), "sample"
-    proc = run_snakemake(tmp_path, cfg, "-n")
+    cmd, env = snakemake_command(tmp_path, cfg, "-n")
+    env.pop("HF_HUB_OFFLINE")  # the 7B model is a hub id: offline, start-up would (rightly) stop at it
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = planned_jobs(proc)
     n_variants, n_sizes, n_seeds = len(cfg["training_variants"]), len(cfg["data"]["instances_per_task"]), len(cfg["seeds"])

