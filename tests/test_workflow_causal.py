@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
-
-import subprocess
 
 from tests.test_workflow import REPO, planned_jobs, run_snakemake, snakemake_command, tiny_config
 
