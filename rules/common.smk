@@ -42,12 +42,14 @@ validate(config, "../schemas/config.schema.yaml")
 # The package's code digests (params of every rule); read from the repository where Snakemake's
 # Python does not have the package installed.
 try:
+    from instruct_ablate import settings
     from instruct_ablate.provenance import code_digest
     from instruct_ablate.sources import source_problem
 except ImportError:
     import sys
 
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+    from instruct_ablate import settings
     from instruct_ablate.provenance import code_digest
     from instruct_ablate.sources import source_problem
 
@@ -191,45 +193,44 @@ def training_config(model):
     return {**config["training"], **config["models"][model].get("training", {})}
 
 
+def training_settings(model):
+    """The model's training settings with every default filled in (``instruct_ablate.settings``)."""
+    return settings.TrainingConfig.from_dict(training_config(model))
+
+
 for _m in config["models"]:
-    _t = training_config(_m)
-    if _t.get("effective_batch_size", 128) % _t.get("per_device_batch_size", 8):
-        raise ValueError(
-            f"config.yaml: models.{_m}: training.effective_batch_size ({_t.get('effective_batch_size', 128)}) "
-            f"must be a multiple of training.per_device_batch_size ({_t.get('per_device_batch_size', 8)})"
-        )
+    try:
+        training_settings(_m)
+    except ValueError as exc:
+        raise ValueError(f"config.yaml: models.{_m}: {exc}") from None
 
 
 def uses_gpu(model):
-    return str(training_config(model).get("device", "cpu")).startswith("cuda")
+    return training_settings(model).device.startswith("cuda")
 
 
-def job_resource(kind, key, default):
-    return config["resources"].get(kind, {}).get(key, default)
-
-
-# Decoding settings that give identical predictions (batching only): read by the script from the
-# config, not params, so changing them reruns nothing.
-BATCHING_ONLY = ("batch_tokens", "max_batch_size", "handover_every")
+def job_resource(kind, key):
+    """A job's resource from ``resources.<kind>``, else its default (``settings.RESOURCES``)."""
+    return config["resources"].get(kind, {}).get(key, getattr(settings.RESOURCES[kind], key))
 
 
 def random_init_seed(model):
     """The seed of an untuned model's newly drawn weights, or None for a model loaded whole."""
     kind = config["models"][model]["kind"]
-    return (
-        config["seed"]
-        if kind in ("t5_random", "llama_random", "encoder_decoder")
-        else None
-    )
+    return config["seed"] if kind in ("t5_random", "llama_random", "encoder_decoder") else None
 
 
 def decoding_params(model):
-    t = training_config(model)
+    """What a prediction depends on: decoding length, source length, device, dtype, attention. The
+    batching settings (``DecodingSettings.BATCHING_ONLY``) give identical predictions: the script reads
+    them from the config, so changing them reruns nothing."""
+    t = training_settings(model)
+    d = settings.DecodingSettings.from_dict(config["decoding"])
     return {
-        **{k: v for k, v in config["decoding"].items() if k not in BATCHING_ONLY},
-        "max_source_length": t.get("max_source_length", 1024),
-        "device": t.get("device", "cpu"),
-        "bf16": t.get("bf16", True),
+        "max_new_tokens": d.max_new_tokens,
+        "max_source_length": t.max_source_length,
+        "device": t.device,
+        "bf16": t.bf16,
         "attn_implementation": config["models"][model].get("attn_implementation"),
     }
 

@@ -11,10 +11,10 @@ rule predict:
         f"{R}/logs/predict/{{model}}/{{variant}}/n{{n}}/seed{{seed}}/{{eval_variant}}.log",
     conda:
         "../envs/model.yaml"
-    threads: job_resource("predict", "threads", 2)
+    threads: job_resource("predict", "threads")
     resources:
-        mem_mb=job_resource("predict", "mem_mb", 8000),
-        runtime=job_resource("predict", "runtime", 60),
+        mem_mb=job_resource("predict", "mem_mb"),
+        runtime=job_resource("predict", "runtime"),
         gpu=lambda wc: int(uses_gpu(wc.model)),
     params:
         decoding=lambda wc: decoding_params(wc.model),
@@ -32,10 +32,10 @@ rule predict_untuned:
         f"{R}/logs/predict/{{model}}/untuned/{{eval_variant}}.log",
     conda:
         "../envs/model.yaml"
-    threads: job_resource("predict", "threads", 2)
+    threads: job_resource("predict", "threads")
     resources:
-        mem_mb=job_resource("predict", "mem_mb", 8000),
-        runtime=job_resource("predict", "runtime", 60),
+        mem_mb=job_resource("predict", "mem_mb"),
+        runtime=job_resource("predict", "runtime"),
         gpu=lambda wc: int(uses_gpu(wc.model)),
     params:
         model=lambda wc: model_spec(wc.model),

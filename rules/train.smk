@@ -10,10 +10,10 @@ rule train:
         f"{R}/logs/train/{{model}}/{{variant}}/n{{n}}/seed{{seed}}.log",
     conda:
         "../envs/model.yaml"
-    threads: job_resource("train", "threads", 2)
+    threads: job_resource("train", "threads")
     resources:
-        mem_mb=job_resource("train", "mem_mb", 8000),
-        runtime=job_resource("train", "runtime", 120),
+        mem_mb=job_resource("train", "mem_mb"),
+        runtime=job_resource("train", "runtime"),
         gpu=lambda wc: int(uses_gpu(wc.model)),
     params:
         model=lambda wc: model_spec(wc.model),

@@ -337,10 +337,17 @@ def _run_script(name: str, smk: types.SimpleNamespace, monkeypatch, module: str)
     return calls
 
 
+class _Params(types.SimpleNamespace):
+    """Snakemake's params: attributes and ``get``."""
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
+
+
 def _train_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         log=[str(tmp_path / "train.log")],
-        params=types.SimpleNamespace(
+        params=_Params(
             model={"kind": "t5_random"}, training={"device": device, "max_steps": 1}, resume_dir="resume/m"
         ),
         config={"checkpointing": {"every_steps": 5}},
@@ -352,10 +359,11 @@ def _train_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
 
 
 def _predict_job(tmp_path: Path, device: str) -> types.SimpleNamespace:
-    decoding = {"max_source_length": 64, "max_new_tokens": 8, "batch_tokens": 256, "device": device, "bf16": False}
+    decoding = {"max_source_length": 64, "max_new_tokens": 8, "device": device, "bf16": False}
     return types.SimpleNamespace(
         log=[str(tmp_path / "predict.log")],
-        params=types.SimpleNamespace(decoding=decoding),
+        params=_Params(decoding=decoding),
+        config={"decoding": {"batch_tokens": 256}},
         input=_Named(model="models/m", prompts="prompts/test"),
         output=_Named("predictions.parquet"),
         threads=1,

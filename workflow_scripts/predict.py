@@ -3,10 +3,12 @@
 from instruct_ablate.gpu_slots import job_device
 from instruct_ablate.io import setup_logging
 from instruct_ablate.predict import predict
+from instruct_ablate.settings import DecodingSettings
 
 setup_logging(snakemake.log[0])
+d = snakemake.params.decoding
 # Batching settings come from the config, not params: they give identical predictions, so no rerun trigger.
-d = {**snakemake.config.get("decoding", {}), **snakemake.params.decoding}
+batching = DecodingSettings.from_dict(snakemake.config.get("decoding"))
 if "model" in snakemake.input.keys():
     source = {"checkpoint": snakemake.input.model, "attn_implementation": d.get("attn_implementation")}
 else:
@@ -19,9 +21,9 @@ with job_device(d["device"]) as device:
         snakemake.output[0],
         max_source_length=d["max_source_length"],
         max_new_tokens=d["max_new_tokens"],
-        batch_tokens=d.get("batch_tokens", 16384),
-        max_batch_size=d.get("max_batch_size"),
-        handover_every=d.get("handover_every", 8),
+        batch_tokens=batching.batch_tokens,
+        max_batch_size=batching.max_batch_size,
+        handover_every=batching.handover_every,
         device=device,
         bf16=d["bf16"],
         threads=snakemake.threads,

@@ -36,6 +36,9 @@ def _mapping(text: str, what: str) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .settings import Checkpointing, DecodingSettings, TrainingConfig
+
+    T, D, C = TrainingConfig, DecodingSettings, Checkpointing
     p = argparse.ArgumentParser(
         prog="instruct-ablate",
         description="Fine-tune on or predict from instruct-ablate prompt shards (the model stages of the workflow).",
@@ -56,8 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=1, help="training seed (new weights, batch order)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     t.add_argument("--resume-dir", default=None, help="folder for the resume state (off when left out)")
-    t.add_argument("--checkpoint-every-steps", type=int, default=None, help="save the resume state every N steps")
-    t.add_argument("--checkpoint-every-minutes", type=float, default=None, help="... and/or every N minutes")
+    t.add_argument("--checkpoint-every-steps", type=int, default=C.every_steps,
+                   help="save the resume state every N steps (default %(default)s)")
+    t.add_argument("--checkpoint-every-minutes", type=float, default=C.every_minutes,
+                   help="... and/or every N minutes (default %(default)s)")
     t.add_argument("--log", default=None, help="also write the log to this file")
 
     q = sub.add_parser(
@@ -68,11 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--shards", required=True, help="test prompt shard folder")
     q.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint folder")
     q.add_argument("--out", required=True, help="predictions Parquet file to write")
-    q.add_argument("--max-source-length", type=int, default=1024, help="prompt tokens (capped by the model)")
-    q.add_argument("--max-new-tokens", type=int, default=128, help="NIv2: 128")
-    q.add_argument("--batch-tokens", type=int, default=16384, help="rows x (longest prompt + max new tokens)")
-    q.add_argument("--handover-every", type=int, default=8, help="straggler hand-over after N new tokens (0: off)")
-    q.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    q.add_argument("--max-source-length", type=int, default=T.max_source_length,
+                   help="prompt tokens (capped by the model; default %(default)s)")
+    q.add_argument("--max-new-tokens", type=int, default=D.max_new_tokens, help="NIv2: 128 (default %(default)s)")
+    q.add_argument("--batch-tokens", type=int, default=D.batch_tokens,
+                   help="rows x (longest prompt + max new tokens) (default %(default)s)")
+    q.add_argument("--handover-every", type=int, default=D.handover_every,
+                   help="straggler hand-over after N new tokens, 0: off (default %(default)s)")
+    q.add_argument("--device", default=T.device, help="cpu | cuda | cuda:N | auto (default %(default)s)")
     q.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     q.add_argument("--log", default=None, help="also write the log to this file")
     return p
@@ -95,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     if args.command == "train":
-        from .train import Checkpointing, TrainingConfig, TrainingPreempted, train
+        from .settings import Checkpointing, TrainingConfig
+        from .train import TrainingPreempted, train
 
         checkpointing = Checkpointing(args.checkpoint_every_steps, args.checkpoint_every_minutes)
         try:

@@ -264,7 +264,7 @@ def acquire_gpu(
     if not pool:
         raise RuntimeError(
             f"a CUDA device was requested but there is none to run on (0 devices from {origin}); "
-            "set device: cpu (or auto) in the config, or run on a machine with a GPU"
+            "set training.device: cpu in the config, or run on a machine with a GPU"
         )
     if _cuda_initialised():
         raise RuntimeError(

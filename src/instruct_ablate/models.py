@@ -222,12 +222,14 @@ def source_length_limit(model, configured: int) -> int:
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU. ``cuda`` without CUDA raises ``RuntimeError``."""
+    """``cpu`` | ``cuda`` | ``cuda:N``; ``auto`` (the command line's convenience, not a config value: a config
+    states its device, since a cuda job asks the scheduler for a GPU) is CUDA when available, else CPU.
+    ``cuda`` without CUDA raises ``RuntimeError``."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(
             f"device {requested!r} requested but CUDA is not available on this machine "
-            "(set device: auto or cpu in config.yaml)"
+            "(set training.device: cpu in the config)"
         )
     return torch.device(requested)

@@ -43,6 +43,9 @@ from .families import ModelFamily, family_for_model, family_of, greedy_decode_se
 from .io import write_table
 from .models import load_base, resolve_device
 from .prompts import read_shards
+from .settings import DecodingSettings, TrainingConfig
+
+DECODING = DecodingSettings()  # the defaults, one place
 
 __all__ = ["plan_batches", "greedy_decode", "generate", "predict"]
 
@@ -109,11 +112,11 @@ def generate(
     tokenizer,
     sources: list[list[int]],
     *,
-    max_new_tokens: int = 128,
-    batch_tokens: int = 16384,
-    max_batch_size: int | None = None,
+    max_new_tokens: int = DECODING.max_new_tokens,
+    batch_tokens: int = DECODING.batch_tokens,
+    max_batch_size: int | None = DECODING.max_batch_size,
     device: torch.device = torch.device("cpu"),
-    handover_every: int | None = 8,
+    handover_every: int | None = DECODING.handover_every,
     desc: str = "predict",
     stats: dict[str, int] | None = None,
     family: ModelFamily | None = None,
@@ -202,12 +205,12 @@ def predict(
     shard_dir: str | Path,
     out_path: str | Path,
     *,
-    max_source_length: int = 1024,
-    max_new_tokens: int = 128,
-    batch_tokens: int = 16384,
-    max_batch_size: int | None = None,
-    handover_every: int | None = 8,
-    device: str = "auto",
+    max_source_length: int = TrainingConfig.max_source_length,
+    max_new_tokens: int = DECODING.max_new_tokens,
+    batch_tokens: int = DECODING.batch_tokens,
+    max_batch_size: int | None = DECODING.max_batch_size,
+    handover_every: int | None = DECODING.handover_every,
+    device: str = TrainingConfig.device,
     bf16: bool = True,
     threads: int | None = None,
 ) -> pl.DataFrame:

@@ -50,7 +50,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from .io import atomic_dir, atomic_path, stable_digest, write_json
 from .lora import LoraSettings, apply_lora
 from .models import attention_of, load_base, resolve_device, torch_dtype
 from .prompts import read_shards
+from .settings import Checkpointing, TrainingConfig
 
 __all__ = [
     "TrainingConfig",
@@ -81,68 +82,6 @@ __all__ = [
 RESUME_STATE = "state.pt"
 
 log = logging.getLogger("instruct_ablate.train")
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyper-parameters of one fine-tuning run (``training`` in ``config.yaml``, per model overridable)."""
-
-    learning_rate: float = 1e-4
-    effective_batch_size: int = 128
-    per_device_batch_size: int = 8
-    num_epochs: float = 2.0
-    max_steps: int | None = None
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    max_source_length: int = 1024
-    max_target_length: int = 128
-    device: str = "auto"
-    bf16: bool = True
-    lr_scheduler: str = "constant"
-    warmup_steps: int = 0
-    compile: bool = False
-    dtype: str | None = None  # base weights: float32 (None) | bfloat16 | float16
-    gradient_checkpointing: bool = False
-    lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}; None: full fine-tuning
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> "TrainingConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(cfg) - names
-        if unknown:
-            raise ValueError(f"training: unknown keys {sorted(unknown)} (known: {sorted(names)})")
-        out = cls(**cfg)
-        if out.effective_batch_size % out.per_device_batch_size:
-            raise ValueError(
-                f"training.effective_batch_size ({out.effective_batch_size}) must be a multiple of "
-                f"training.per_device_batch_size ({out.per_device_batch_size})"
-            )
-        if out.lr_scheduler not in ("constant", "linear"):
-            raise ValueError(f"training.lr_scheduler: {out.lr_scheduler!r} is neither 'constant' nor 'linear'")
-        torch_dtype(out.dtype)  # raises for an unknown dtype
-        LoraSettings.from_dict(out.lora)  # raises for unknown keys
-        return out
-
-    @property
-    def accumulation_steps(self) -> int:
-        return self.effective_batch_size // self.per_device_batch_size
-
-
-@dataclass(frozen=True)
-class Checkpointing:
-    """When to write the resume state (``checkpointing`` in ``config.yaml``).
-
-    ``every_steps``: optimiser steps between saves; ``every_minutes``: wall-clock
-    minutes between saves; either may be ``None`` (off). SIGTERM always saves.
-    These settings do not change the trained weights, so they are not rerun triggers.
-    """
-
-    every_steps: int | None = None
-    every_minutes: float | None = 30.0
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any] | None) -> "Checkpointing":
-        return cls(**(cfg or {}))
 
 
 class TrainingPreempted(RuntimeError):
