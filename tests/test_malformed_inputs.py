@@ -561,3 +561,14 @@ def test_read_task_reports_absent_and_non_file_paths(tmp_path):
     (tmp_path / "d.json").mkdir()
     with pytest.raises(NIv2FormatError, match="is a directory, not a task file"):
         read_task(tmp_path / "d.json")
+
+
+def test_a_training_list_wholly_inside_the_test_list_is_an_error(niv2_factory, niv2_task):
+    """Pointing both lists at the same tasks leaves nothing to train on: said, not an empty table."""
+    tasks = {f"task{k:03d}_t": niv2_task() for k in range(25)}
+    root = niv2_factory(train=tasks, test=tasks)
+    with pytest.raises(NIv2FormatError, match="every listed task is also listed in the test split"):
+        ingest_split(root, "toy", "train", instances_per_task=2)
+    res = ingest_split(root, "toy", "test", instances_per_task=2)
+    assert res.overlap == list(tasks) and len(res.warnings) == 1
+    assert res.warnings[0].endswith(", task019_t and 5 more")  # the first 20 named, all in res.overlap

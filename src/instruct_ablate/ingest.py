@@ -554,6 +554,9 @@ class IngestResult:
 
 OVERLAP_MODES = ("drop", "error")
 
+#: Overlapping tasks named in a message (all are in ``IngestResult.overlap``).
+MAX_NAMED = 20
+
 #: Warnings of one task shown in the log (all are kept in the result and the ``ingest_notes`` column).
 LOG_WARNINGS_PER_TASK = 5
 
@@ -573,16 +576,17 @@ def _overlap(
         return both
     k = len(both)
     tasks = f"{k} task{'s' if k > 1 else ''}"
+    named = ", ".join(both[:MAX_NAMED]) + (f" and {k - MAX_NAMED} more" if k > MAX_NAMED else "")
     if mode == "error":
         it = "them" if k > 1 else "it"
         raise NIv2FormatError(
             own_path,
             None,
-            f"{tasks} also listed in {other_path} (train/test leakage): {', '.join(both)}; remove {it} from one list, "
+            f"{tasks} also listed in {other_path} (train/test leakage): {named}; remove {it} from one list, "
             f"or let ingest drop {it} from training (train_test_overlap: drop)",
         )
     done = "dropped from training" if part == "train" else "kept here and dropped from training"
-    notes.append(_Note(str(own_path), None, f"{tasks} also listed in {other_path}, {done} (train/test leakage): {', '.join(both)}"))
+    notes.append(_Note(str(own_path), None, f"{tasks} also listed in {other_path}, {done} (train/test leakage): {named}"))
     return both
 
 
@@ -673,7 +677,10 @@ def ingest_split(
         log.warning("%s", note.message())
     warnings = [n.message() for n in list_notes]
     if not names:
-        raise NIv2FormatError(list_path, None, "every listed task is also listed in the test split")
+        raise NIv2FormatError(
+            list_path, None,
+            "every listed task is also listed in the test split" if overlap else f"no task to ingest (limit_tasks={limit_tasks})",
+        )
 
     tasks_dir = niv2_dir / "tasks"
     if not tasks_dir.is_dir():
