@@ -29,8 +29,8 @@ def test_open_outputs_are_generation_with_an_empty_label_space():
 
 
 def test_rule_boundaries():
-    """classification iff 0 < distinct <= max_labels and instances >= min_instances_per_label * distinct."""
-    # exactly 2 instances per label: classification; one fewer instance: generation
+    """classification iff 2 <= distinct <= max_labels and every label is used by >= min_instances_per_label."""
+    # exactly 2 instances per label: classification; one label used once: generation
     assert type_task("t", "", refs("a", "b", "a", "b")).task_type == "classification"
     assert type_task("t", "", refs("a", "b", "a")).task_type == "generation"
     # 10 labels used twice each: classification; 11 labels: generation however often used
@@ -40,11 +40,57 @@ def test_rule_boundaries():
     assert type_task("t", "", refs(*eleven)).task_type == "generation"
     # a custom rule
     rule = TypingRule(max_labels=3, min_instances_per_label=1.5)
-    assert type_task("t", "", refs("a", "b", "c"), rule).task_type == "generation"  # 3 < 4.5
-    assert type_task("t", "", refs("a", "b", "c", "a", "b"), rule).task_type == "classification"  # 5 >= 4.5
+    assert type_task("t", "", refs("a", "b", "c"), rule).task_type == "generation"  # each used once < 1.5
+    assert type_task("t", "", refs("a", "b", "c", "a", "b", "c"), rule).task_type == "classification"
     assert type_task("t", "", refs("a", "b", "c", "d") * 4, rule).task_type == "generation"  # 4 labels > 3
     # no instances at all
     assert type_task("t", "", []).task_type == "generation"
+
+
+def test_every_label_must_be_reused_not_only_on_average():
+    """Issue #12: three reused labels and one used once (a stray, often a typo) is not a 4-label task.
+
+    On average (12 instances / 4 labels = 3 >= 2) the old rule took 'Maybee' into the label space and
+    the random baseline of the task fell from 33.3 to 25.0; per label, the task is generation and
+    ``rare_labels`` names the stray so that ingest can warn.
+    """
+    outputs = refs(*(["Yes", "No", "Maybe"] * 4)[:11], "Maybee")
+    t = type_task("t", "Answer Yes, No or Maybe.", outputs)
+    assert t.task_type == "generation" and t.label_space == []
+    assert t.rare_labels == ["maybee"] and not t.constant
+    assert t.n_distinct_outputs == 4
+    assert "the rarest used by 1" in t.rule and "used by fewer: 'maybee'" in t.rule
+    fixed = type_task("t", "Answer Yes, No or Maybe.", refs(*(["Yes", "No", "Maybe"] * 4)))
+    assert fixed.task_type == "classification" and fixed.label_space == ["Yes", "No", "Maybe"]
+    assert fixed.rare_labels == []
+
+
+def test_a_label_counts_the_instances_using_it_not_the_references():
+    """Two references of one instance with the same label are one use of it."""
+    t = type_task("t", "", [["A", "a"], ["B"], ["B"]])
+    assert t.task_type == "generation" and t.rare_labels == ["a"]
+    assert type_task("t", "", [["A", "a"], ["A"], ["B"], ["B"]]).task_type == "classification"
+
+
+def test_a_constant_task_is_generation():
+    """Issue #12: all outputs one string is no one-label classification task (its random baseline is 100)."""
+    t = type_task("t", "Always answer Yes.", refs("Yes", "yes", "Yes.", "YES"))
+    assert t.task_type == "generation" and t.label_space == []
+    assert t.constant and t.n_distinct_outputs == 1 and t.rare_labels == []
+    assert "a constant task, not classification" in t.rule
+
+
+def test_an_override_cannot_make_a_task_with_fewer_than_two_labels_classification():
+    with pytest.raises(ValueError, match=r"task_typing\.overrides\.task9: cannot be classification: its instances "
+                                         r"have 1 distinct normalised output \(a label space needs at least 2"):
+        type_task("task9", "", refs("Yes", "yes"), TypingRule(overrides={"task9": "classification"}))
+    # to generation it is allowed (and what the rule decides anyway)
+    forced = type_task("task9", "", refs("Yes", "yes"), TypingRule(overrides={"task9": "generation"}))
+    assert forced.task_type == "generation" and forced.rule.startswith("override: generation (")
+    # a stray label can be accepted explicitly: the override takes every distinct output as a label
+    stray = refs("Yes", "No", "Yes", "No", "Maybee")
+    forced = type_task("task9", "", stray, TypingRule(overrides={"task9": "classification"}))
+    assert forced.task_type == "classification" and forced.label_space == ["Yes", "No", "Maybee"]
 
 
 def test_labels_are_compared_after_normalisation():
@@ -152,9 +198,24 @@ def test_read_overrides_names_file_and_line_of_a_bad_row(tmp_path, body, message
 
 
 def test_shipped_overrides_file_is_valid():
-    """The repository's reviewed overrides file parses."""
+    """The repository's reviewed overrides file parses, every row of it is an override, and every
+    overridden task is a task name of NIv2's split lists (a typo would silently override nothing)."""
     from pathlib import Path
 
-    from instruct_ablate.labels import read_overrides
+    from instruct_ablate.labels import TASK_TYPES, read_overrides
 
-    read_overrides(Path(__file__).resolve().parents[1] / "task_type_overrides.tsv")
+    root = Path(__file__).resolve().parents[1]
+    path = root / "task_type_overrides.tsv"
+    overrides = read_overrides(path)
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    assert rows[0].split("\t")[:3] == ["task", "task_type", "reason"]
+    assert len(overrides) == len(rows) - 1
+    assert set(overrides.values()) <= set(TASK_TYPES)
+    listed = {
+        line.strip()
+        for niv2 in (root / "data" / "niv2-sample", root.parent / "shared" / "niv2")
+        for split_list in niv2.glob("splits/*/*_tasks.txt")
+        for line in split_list.read_text(encoding="utf-8").splitlines()
+    }
+    assert len(listed) >= 18  # the embedded sample's tasks at least
+    assert set(overrides) <= listed, sorted(set(overrides) - listed)

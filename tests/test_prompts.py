@@ -313,3 +313,16 @@ def test_write_shards_groups_tasks_and_replaces_the_folder(toy_tables, tmp_path)
 def test_read_shards_without_shards_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         read_shards(tmp_path)
+
+
+def test_a_task_without_positive_examples_has_an_audit_note(niv2_factory, niv2_task):
+    """Issue #12: no demonstration can be shown, and the audit (definitions.parquet, ``note``) says so."""
+    root = niv2_factory(test={YN: niv2_task("yesno", Positive__Examples=[]), GEN: niv2_task("generation")})
+    res = ingest_split(root, "toy", "test", instances_per_task=3)
+    prompts, audit = render_variant(res.tasks, res.instances, ORIGINAL, seed=1)
+    assert prompts.filter(pl.col("task") == YN)["demonstrations"].list.len().unique().to_list() == [0]
+    notes = dict(zip(audit["task"], audit["note"]))
+    assert notes[YN] == "no positive examples: 0 of 2 demonstrations shown"
+    assert notes[GEN] == ""
+    definition_only = VariantSpec.from_config("definition_only", {"demonstrations": {"count": 0}})
+    assert set(render_variant(res.tasks, res.instances, definition_only, seed=1)[1]["note"]) == {""}

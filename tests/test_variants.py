@@ -198,3 +198,35 @@ def test_negative_as_positive_shows_negative_examples():
     demos, note = choose(s, neg=[])
     assert demos == [{"input": "Is 4 even?", "output": "Yes"}, {"input": "Is 7 even?", "output": "No"}]
     assert note == "no negative examples: kept positive"
+
+
+@pytest.mark.parametrize(
+    "demos",
+    [
+        {"count": 2, "kind": "positive"},
+        {"count": 2, "kind": "delusive", "method": "permuted_labels"},
+        {"count": 2, "kind": "delusive", "method": "negative_as_positive"},
+    ],
+    ids=["positive", "permuted_labels", "negative_as_positive"],
+)
+def test_a_task_without_positive_examples_shows_none_and_says_so(demos):
+    """Issue #12: a task with no positive examples got 0 demonstrations in every variant without a note."""
+    demos_shown, note = choose(spec(**demos), pos=[], neg=[] if demos.get("method") == "negative_as_positive" else NEG)
+    assert demos_shown == []
+    assert note.startswith("no positive examples: 0 of 2 demonstrations shown")
+
+
+def test_negative_as_positive_without_positive_examples_still_shows_the_negatives():
+    demos, note = choose(spec(count=2, kind="delusive", method="negative_as_positive"), pos=[])
+    assert demos == [{"input": "Is 8 even?", "output": "No"}] and note == ""
+
+
+def test_no_note_when_no_demonstration_is_asked_for():
+    assert choose(spec(count=0), pos=[]) == ([], "")
+
+
+def test_permuted_labels_never_choose_a_blank_label():
+    """Ingest drops blank references, so no blank label reaches here; the choice skips one anyway."""
+    for seed in range(20):
+        demos, _ = choose(spec(count=2, kind="delusive"), labels=["Yes", "No", " "], seed=seed)
+        assert all(d["output"].strip() for d in demos)

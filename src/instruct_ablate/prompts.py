@@ -122,7 +122,11 @@ def render_variant(
     Returns ``(prompts, audit)``: ``prompts`` follows :data:`SHARD_SCHEMA`, one
     row per instance with ``rank < max_rank`` (all when ``None``); ``audit`` has
     one row per task with the definition and demonstrations actually shown
-    (the reviewable record of simplified definitions and delusive examples).
+    (the reviewable record of simplified definitions and delusive examples) and a
+    ``note`` where the task could not be shown what the variant asks for (e.g.
+    ``"no positive examples: 0 of 2 demonstrations shown"``; see
+    :func:`instruct_ablate.variants.choose_demonstrations`); the ``prompts`` rule
+    logs a warning listing those tasks and records them in ``meta.json``.
     ``target`` is one reference chosen with a seeded RNG per instance
     (Tk-Instruct draws ``random.choice`` of the references); with ``seed=None``
     (unseen tasks, where the target is never trained on) it is the first

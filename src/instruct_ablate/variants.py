@@ -147,7 +147,7 @@ def task_simplified_definition(
 
 
 def _other_label(gold: str, label_space: Sequence[str], rng: random.Random) -> str | None:
-    others = [lab for lab in label_space if normalize_answer(lab) != normalize_answer(gold)]
+    others = [lab for lab in label_space if lab.strip() and normalize_answer(lab) != normalize_answer(gold)]
     return rng.choice(others) if others else None
 
 
@@ -165,27 +165,37 @@ def choose_demonstrations(
 
     Returns ``(demos, note)``; ``demos`` is a list of ``{input, output}``, at most
     ``spec.n_demonstrations`` long, deterministic in ``(seed, task, spec)``.
-    ``note`` is ``""`` or a short audit string (e.g. ``"no negative examples:
-    kept positive"``).
+    ``note`` is ``""`` or a short audit string (the ``note`` column of a variant's
+    ``definitions.parquet``): ``"no positive examples: 0 of N demonstrations shown"``
+    when the variant asks for demonstrations and the task has no positive example
+    (every kind builds on them, except ``negative_as_positive`` when the task has
+    negative examples), ``"no negative examples: kept positive"``, ``"could not
+    permute k of n: kept output"``. Blank labels and outputs are never chosen as
+    delusive outputs (ingest drops blank references and demonstrations).
     """
     n = spec.n_demonstrations
+    if n == 0:
+        return [], ""
     positives = [{"input": e["input"], "output": e["output"]} for e in positive_examples[:n]]
-    if spec.demonstration_kind == "positive" or n == 0:
-        return positives, ""
+    none_shown = f"no positive examples: 0 of {n} demonstrations shown"
+    if spec.demonstration_kind == "positive":
+        return positives, "" if positives else none_shown
     rng = random.Random(stable_seed("delusive", seed, task, spec.delusive_method))
     if spec.delusive_method == "negative_as_positive":
         negatives = [{"input": e["input"], "output": e["output"]} for e in negative_examples[:n]]
         if not negatives:
-            return positives, "no negative examples: kept positive"
+            return positives, "no negative examples: kept positive" if positives else none_shown + " (nor negative ones)"
         return negatives, ""
     # permuted_labels
+    if not positives:
+        return [], none_shown
     if task_type == "classification" and len(label_space) >= 2:
         out = []
         for ex in positives:
             wrong = _other_label(ex["output"], label_space, rng)
             out.append({"input": ex["input"], "output": wrong if wrong is not None else ex["output"]})
         return out, ""
-    pool = list(instance_outputs)
+    pool = [o for o in instance_outputs if o.strip()]
     out = []
     if len(positives) >= 2:
         outputs = [ex["output"] for ex in positives]
