@@ -124,6 +124,13 @@ def task_files(wildcards):
     return [f for f in files if os.path.exists(f)]
 
 
+def other_split_list(wildcards):
+    """The other part's split list (ingest drops a task listed in both from training): an input, so
+    editing either list reruns both ingest jobs."""
+    other = split_list("test" if wildcards.part == "train" else "train")
+    return [other] if os.path.isfile(other) else []
+
+
 def overrides_file():
     """The reviewed task-type overrides file, or [] when none is configured."""
     f = config["task_typing"].get("overrides_file")
@@ -131,8 +138,14 @@ def overrides_file():
 
 
 def split_tasks(part):
-    """The task names a split part lists (after ``data.limit_<part>_tasks``)."""
-    names = [l.strip() for l in open(split_list(part)) if l.strip()]
+    """The task names a split part lists (after ``data.limit_<part>_tasks``). A list that cannot be
+    read (absent, a folder, not UTF-8) gives what can be read: the ingest job then says what is wrong.
+    """
+    try:
+        with open(split_list(part), encoding="utf-8", errors="replace") as f:
+            names = [l.strip().lstrip("\ufeff") for l in f if l.strip()]
+    except OSError:
+        return []
     limit = config["data"].get(f"limit_{part}_tasks")
     return names[:limit] if limit else names
 
@@ -159,6 +172,7 @@ def ingest_params(part):
         "instances_per_task": n,
         "seed": config["seed"] if part == "train" else None,
         "skipped": skipped_tasks(part),
+        "train_test_overlap": config["train_test_overlap"],
         "limit_tasks": d.get(f"limit_{part}_tasks"),
         "typing": {
             k: v for k, v in config["task_typing"].items() if k != "overrides_file"
@@ -211,13 +225,21 @@ def uses_gpu(model):
 
 def job_resource(kind, key):
     """A job's resource from ``resources.<kind>``, else its default (``settings.RESOURCES``)."""
-    return config["resources"].get(kind, {}).get(key, getattr(settings.RESOURCES[kind], key))
+    return (
+        config["resources"]
+        .get(kind, {})
+        .get(key, getattr(settings.RESOURCES[kind], key))
+    )
 
 
 def random_init_seed(model):
     """The seed of an untuned model's newly drawn weights, or None for a model loaded whole."""
     kind = config["models"][model]["kind"]
-    return config["seed"] if kind in ("t5_random", "llama_random", "encoder_decoder") else None
+    return (
+        config["seed"]
+        if kind in ("t5_random", "llama_random", "encoder_decoder")
+        else None
+    )
 
 
 def decoding_params(model):

@@ -4,6 +4,7 @@
 rule ingest:
     input:
         split_list=lambda wc: split_list(wc.part),
+        other_split_list=other_split_list,
         task_files=task_files,
         overrides=overrides_file(),
     output:

@@ -18,5 +18,6 @@ result = ingest_split(
     skip_missing=bool(cfg["skipped"]),
     typing_rule=TypingRule.from_config(typing),
     limit_tasks=cfg["limit_tasks"],
+    train_test_overlap=cfg["train_test_overlap"],
 )
 write_ingest(result, snakemake.output.tasks, snakemake.output.instances)
