@@ -13,7 +13,7 @@ SCRIPTS = REPO / "workflow_scripts"
 
 def test_each_stage_runs_the_modules_it_imports_and_theirs():
     pkg = REPO / "src" / "instruct_ablate"
-    assert stage_modules(SCRIPTS / "evaluate.py", pkg) == ["evaluate", "io", "labels", "metrics"]
+    assert stage_modules(SCRIPTS / "evaluate.py", pkg) == ["evaluate", "io", "labels", "metrics", "provenance"]
     train = stage_modules(SCRIPTS / "train.py", pkg)
     # train.py imports train and gpu_slots; train imports families, lora, models, ...; families imports
     # lora inside a function (load_checkpoint): found too.
