@@ -18,7 +18,8 @@ def task_audit(tasks: pl.DataFrame, templates: SimplifiedTemplates = SimplifiedT
 
     Columns: ``part``, ``task``, ``category``, ``task_type``, ``n_distinct_outputs``,
     ``n_instances_in_file``, ``label_space`` and ``labels_in_definition`` (List[String]),
-    ``typing_rule`` (the rule's reason), ``original_definition``, ``simplified_definition``.
+    ``typing_rule`` (the rule's reason), ``original_definition``, ``simplified_definition``,
+    ``ingest_notes`` (List[String]: what ingest fixed or dropped in the task's file, with a warning).
     """
     rows = [
         {
@@ -33,9 +34,11 @@ def task_audit(tasks: pl.DataFrame, templates: SimplifiedTemplates = SimplifiedT
             "typing_rule": t["typing_rule"],
             "original_definition": t["definition"],
             "simplified_definition": task_simplified_definition(t, (), templates),
+            "ingest_notes": list(t.get("ingest_notes") or []),
         }
         for t in tasks.iter_rows(named=True)
     ]
-    return pl.DataFrame(rows, schema_overrides={"label_space": pl.List(pl.String), "labels_in_definition": pl.List(pl.String)}).sort(
+    return pl.DataFrame(rows, schema_overrides={"label_space": pl.List(pl.String), "labels_in_definition": pl.List(pl.String),
+                          "ingest_notes": pl.List(pl.String)}).sort(
         ["part", "task"]
     )
