@@ -95,12 +95,21 @@ def test_empty_reference_list_raises(fn):
 # --------------------------------------------------------------------------- ROUGE-L
 
 
-def test_rouge_l_equals_rouge_score_with_stemming_max_over_references():
-    """rouge_l is RougeScorer(['rougeL'], use_stemmer=True) F-measure, best over the references."""
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    for pred, refs in PAIRS:
-        expected = max(scorer.score(target=r, prediction=pred)["rougeL"].fmeasure for r in refs)
-        assert rouge_l(pred, refs) == pytest.approx(expected, abs=1e-12), (pred, refs)
+@pytest.mark.parametrize(
+    "pred, refs, expected",
+    [
+        # ROUGE-L F = 2PR / (P + R), P = LCS / len(prediction), R = LCS / len(reference), in tokens
+        ("the cat sat on the mat", ["the cat is on the mat"], 5 / 6),  # LCS: the cat on the mat
+        ("a b c d", ["a c"], 2 * (2 / 4) * 1 / (2 / 4 + 1)),  # P = 1/2, R = 1: 2/3
+        ("running quickly", ["run quick"], 0.5),  # Porter stems: run quickli / run quick
+        ("Hello, world!", ["hello world"], 1.0),  # lower-cased, punctuation is no token
+        ("a b", ["c", "a b c"], 0.8),  # best over the references: P = 1, R = 2/3
+        ("c b a", ["a b c"], 1 / 3),  # order matters: LCS 1
+    ],
+)
+def test_rouge_l_matches_hand_computed_lcs_f_measures(pred, refs, expected):
+    """rouge_l is ROUGE-L F with stemming, best over the references (rouge-score's RougeScorer, as NIv2)."""
+    assert rouge_l(pred, refs) == pytest.approx(expected, abs=1e-12)
 
 
 def test_rouge_l_hand_computed_values():

@@ -515,3 +515,47 @@ def test_a_package_edit_reruns_exactly_the_stages_that_run_that_code(tiny_run, t
     proc = plan()
     assert {rule for rule, _ in planned_jobs(proc)} == expected
     assert "params" in proc.stdout  # Snakemake names the changed param as the reason
+
+
+# --------------------------------------------------------------------------- the study grid
+
+
+@pytest.mark.slow
+def test_the_study_grid_expands_models_sizes_seeds_and_evaluation_pairs(tmp_path):
+    """2 models x 2 sizes x 2 seeds x 2 training variants, extra evaluation variants, duplicates removed."""
+    cfg = tiny_config()
+    cfg["models"]["other-t5"] = copy.deepcopy(TINY_MODEL)
+    cfg["data"]["instances_per_task"] = [2, 4]
+    cfg["seeds"] = [3, 5]
+    cfg["evaluation"] = {"extra": {"original": ["delusive", "original"]}, "untuned": ["original", "simplified"]}
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc)
+    models, sizes, seeds = ("tiny-t5", "other-t5"), (2, 4), (3, 5)
+    pairs = [("original", "original"), ("simplified", "simplified"), ("original", "delusive")]  # (original, original) once
+    want_train = {("train", f"model={m}, variant={v}, n={n}, seed={s}")
+                  for m in models for v in ("original", "simplified") for n in sizes for s in seeds}
+    want_predict = {("predict", f"model={m}, variant={v}, n={n}, seed={s}, eval_variant={e}")
+                    for m in models for v, e in pairs for n in sizes for s in seeds}
+    want_untuned = {("predict_untuned", f"model={m}, eval_variant={e}") for m in models for e in ("original", "simplified")}
+    assert {j for j in jobs if j[0] == "train"} == want_train
+    assert {j for j in jobs if j[0] == "predict"} == want_predict
+    assert {j for j in jobs if j[0] == "predict_untuned"} == want_untuned
+    n_evaluate = len(want_predict) + len(want_untuned) + 2  # + the random and majority baselines
+    assert sum(r == "evaluate" for r, _ in jobs) == n_evaluate
+    # One ingest of the largest size: the smaller sizes are prefixes of its seeded sample.
+    assert sum(r == "ingest" for r, _ in jobs) == 2
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["evaluation"]["extra"].update({"delusive": ["original"]}), "evaluation.extra.delusive: not one of training_variants"),
+        (lambda c: c["evaluation"]["extra"].update({"original": ["no_such"]}), "variant 'no_such' is used but not defined"),
+    ],
+)
+def test_evaluation_pairs_are_checked_at_start_up(tmp_path, change, message):
+    cfg = tiny_config()
+    change(cfg)
+    proc = run_snakemake(tmp_path, cfg, "-n")
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
