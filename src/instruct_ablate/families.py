@@ -248,10 +248,7 @@ def greedy_decode_seq2seq(
     dev = input_ids.device
     eos_ids = torch.tensor(list(end_ids), device=dev)
     rows = input_ids.shape[0]
-    tokens: list[list[int]] = [list(p) for p in prefixes] if prefixes else [[] for _ in range(rows)]
-    done_len = len(tokens[0]) if rows else 0
-    if any(len(t) != done_len for t in tokens):
-        raise ValueError("greedy_decode: every prefix of a batch must have the same length")
+    tokens, done_len = _start_tokens(prefixes, rows)
     hidden = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     mask = attention_mask
     alive = torch.arange(rows, device=dev)
@@ -267,11 +264,7 @@ def greedy_decode_seq2seq(
         )
         computed += int(step_input.numel())
         cache = out.past_key_values
-        next_tok = out.logits[:, -1, :].argmax(dim=-1)
-        done = torch.isin(next_tok, eos_ids)
-        for row, tok, fin in zip(alive.tolist(), next_tok.tolist(), done.tolist()):
-            if not fin:
-                tokens[row].append(tok)
+        next_tok, done = _greedy_step(out.logits, eos_ids, alive, tokens)
         if bool(done.all()):
             break
         if bool(done.any()):
@@ -282,6 +275,28 @@ def greedy_decode_seq2seq(
             return tokens, computed, alive.tolist()
         step_input = next_tok[:, None]
     return tokens, computed, []
+
+
+def _start_tokens(prefixes: list[list[int]] | None, rows: int) -> tuple[list[list[int]], int]:
+    """Each row's tokens so far (copies of ``prefixes``, else empty) and their common length."""
+    tokens = [list(p) for p in prefixes] if prefixes else [[] for _ in range(rows)]
+    done_len = len(tokens[0]) if rows else 0
+    if any(len(t) != done_len for t in tokens):
+        raise ValueError("greedy decoding: every prefix of a batch must have the same length")
+    return tokens, done_len
+
+
+def _greedy_step(logits: torch.Tensor, end_ids: torch.Tensor, alive: torch.Tensor,
+                 tokens: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Argmax of the last position for each running row; append it to that row unless it is an end token.
+
+    Returns ``(next_tok, done)``, both ``[running rows]``."""
+    next_tok = logits[:, -1, :].argmax(dim=-1)
+    done = torch.isin(next_tok, end_ids)
+    for row, tok, fin in zip(alive.tolist(), next_tok.tolist(), done.tolist()):
+        if not fin:
+            tokens[row].append(tok)
+    return next_tok, done
 
 
 def _cache_kwarg(model) -> str:
@@ -485,10 +500,7 @@ class CausalLMFamily(ModelFamily):
 
         dev = model.device
         rows = len(prompts)
-        tokens: list[list[int]] = [list(p) for p in prefixes] if prefixes else [[] for _ in range(rows)]
-        done_len = len(tokens[0]) if rows else 0
-        if any(len(t) != done_len for t in tokens):
-            raise ValueError("decode: every prefix of a batch must have the same length")
+        tokens, done_len = _start_tokens(prefixes, rows)
         ids, mask, pos = left_pad([list(p) + t for p, t in zip(prompts, tokens)], pad_id)
         ids, mask, pos = ids.to(dev), mask.to(dev), pos.to(dev)
         eos = torch.tensor(list(end_ids), device=dev)
@@ -499,11 +511,7 @@ class CausalLMFamily(ModelFamily):
             out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, use_cache=True,
                         logits_to_keep=1, **{cache_kw: cache})
             computed += int(step_ids.numel())
-            next_tok = out.logits[:, -1, :].argmax(dim=-1)
-            done = torch.isin(next_tok, eos)
-            for row, tok, fin in zip(alive.tolist(), next_tok.tolist(), done.tolist()):
-                if not fin:
-                    tokens[row].append(tok)
+            next_tok, done = _greedy_step(out.logits, eos, alive, tokens)
             if bool(done.all()):
                 break
             step_pos = step_pos[:, -1:] + 1
